@@ -1,0 +1,23 @@
+"""Write files so that a killed process leaves either the old or the new
+file, never a half-written one: write a temporary file beside it, then
+rename it over the target (an atomic step on POSIX file systems)."""
+import contextlib
+import os
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside `path`; on success, flush it to disk and
+    rename it to `path`. On an exception the temporary file is removed and
+    `path` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,152 @@
+"""Command-line plumbing the train.py scripts share: the arguments every model
+takes, errors as one line with exit status 2, and main(), which checks the
+arguments, the run directory and the data before TensorFlow starts (its
+start-up takes seconds and writes to stderr), then hands over to the loop."""
+import argparse
+import datetime
+import os
+import platform
+import random
+import sys
+from importlib import metadata
+
+from common import data
+from common.errors import UsageError
+from common.rundir import RunDir
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line instead of a usage block, and
+    no abbreviated options (a prefix that works today may not tomorrow)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each default, except the ones that mean "not set"."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected 0 <= seed < 2**31, got {value}")
+    return value
+
+
+def make_parser(description, *, models, epochs, batch_size):
+    """The arguments every model takes; a train.py adds its model's own.
+    `models` are the --model choices (the first is the default); `epochs`
+    and `batch_size` are the report's values for that script."""
+    parser = Parser(description=description)
+    add = parser.add_argument
+    add("--model", choices=models, default=models[0], help="the model to train")
+    add("--epochs", type=positive_int, default=epochs,
+        help="total epochs; a resumed run trains up to this number")
+    add("--batch-size", type=positive_int, default=batch_size,
+        help="images per training step")
+    add("--seed", type=seed, default=None,
+        help="fixes weights, noise and data order (default: drawn at random and stored in "
+             "config.json; a resumed run keeps its seed)")
+    add("--dataset", choices=data.DATASETS, default="mnist", help="the data set to train on")
+    add("--data-dir", default=None,
+        help="read the data offline from this directory: the four IDX files (.gz or not) or "
+             "<dataset>.npz (default: $MNIST_DATA_DIR or $FASHION_MNIST_DATA_DIR if set, "
+             "else tensorflow-datasets)")
+    add("--train-size", type=positive_int, default=None,
+        help="train on the first N training images only (smoke runs)")
+    add("--out", default=None, help="run directory (default: outputs/<model>, with "
+                                    "_<dataset> appended when it is not mnist)")
+    add("--fresh", action="store_true",
+        help="replace the run already in --out instead of resuming it")
+    add("--save-every", type=positive_int, default=1,
+        help="write the sample picture every K epochs (and always at the last)")
+    add("--checkpoint-every", type=positive_int, default=1,
+        help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+    return parser
+
+
+def main(parser, build, argv=None):
+    """Parse and check everything, then train. `build(args, data)` returns
+    the model; it imports TensorFlow, so it runs only once the input is
+    known to be good. Returns the exit status."""
+    args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.dataset == "mnist" else f"_{args.dataset}"
+        args.out = os.path.join("outputs", f"{args.model}{suffix}")
+    if args.data_dir is None:
+        args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
+    try:
+        run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh)
+        dataset = data.load(args.dataset, args.data_dir, args.train_size)
+        if args.batch_size > len(dataset.train_images):
+            raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
+                             f"({len(dataset.train_images)} images)")
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    if args.seed is None:
+        args.seed = stored["args"]["seed"] if stored else random.randrange(2**31)
+
+    from common import training  # TensorFlow starts here
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    model = build(args, dataset)
+    device = training.describe_device()
+    run.start({"model": args.model, "args": vars(args), "data": dataset.source,
+               "device": device, "versions": _versions(),
+               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
+              fresh=args.fresh)
+    print(f"Training {args.model} on {device}: {len(dataset.train_images)} {args.dataset} "
+          f"training images, batch {args.batch_size}, seed {args.seed}, into {run.path}",
+          flush=True)
+    try:
+        training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
+                       seed=args.seed, save_every=args.save_every,
+                       checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
+              f"last checkpoint in {run.path}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _versions():
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "tensorflow-datasets", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions

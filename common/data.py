@@ -1,0 +1,168 @@
+"""MNIST-format data sets as numpy arrays: from tensorflow-datasets by default,
+or offline from the original IDX files or a Keras `.npz` in a directory.
+
+Only numpy is imported here, so that bad data is reported before TensorFlow
+starts (tensorflow-datasets is imported only when it is the source)."""
+import dataclasses
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import UsageError
+
+DATASETS = ("mnist", "fashion_mnist")  # tensorflow-datasets names; both ship as the same IDX files
+SIDE = 28  # every image is SIDE x SIDE grey levels
+
+# The four files of the original distribution (LeCun et al., "The MNIST
+# database", yann.lecun.com/exdb/mnist; Fashion-MNIST uses the same names).
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# IDX magic number: two zero bytes, the element type (0x08 = unsigned byte),
+# then the number of dimensions (3 for images, 1 for labels).
+IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A data set in memory: uint8 images [n, 28, 28] and uint8 labels [n]."""
+
+    name: str
+    source: str  # where it was read from, for config.json
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def load(name="mnist", data_dir=None, train_size=None):
+    """Read `name` from `data_dir` (IDX files or `<name>.npz`), or from
+    tensorflow-datasets when `data_dir` is None; keep the first `train_size`
+    training images when given."""
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if data_dir is None:
+        splits, source = _from_tfds(name), f"tensorflow-datasets:{name}"
+    else:
+        splits, source = _from_dir(Path(data_dir), name)
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    if train_size is not None:
+        if train_size > len(train_x):
+            raise UsageError(f"--train-size {train_size} is more than the {len(train_x)} "
+                             f"training images in {source}")
+        train_x, train_y = train_x[:train_size], train_y[:train_size]
+    return Data(name, source, train_x, train_y, test_x, test_y)
+
+
+def _from_dir(data_dir, name):
+    if not data_dir.is_dir():
+        raise UsageError(f"data directory {data_dir} does not exist")
+    npz = data_dir / f"{name}.npz"
+    if npz.is_file() and not any(_find(data_dir, base) for base, _ in IDX_FILES.values()):
+        return read_npz(npz), str(npz)
+    splits = {}
+    for split, (images_file, labels_file) in IDX_FILES.items():
+        images = read_idx(_require(data_dir, images_file, npz), IMAGES_MAGIC)
+        labels = read_idx(_require(data_dir, labels_file, npz), LABELS_MAGIC)
+        if len(images) != len(labels):
+            raise UsageError(f"{data_dir}: {images_file} holds {len(images)} images but "
+                             f"{labels_file} holds {len(labels)} labels")
+        splits[split] = images, labels
+    return splits, str(data_dir)
+
+
+def _find(data_dir, base):
+    """The IDX file `base` in `data_dir`, uncompressed or .gz, or None."""
+    return next((p for p in (data_dir / base, data_dir / f"{base}.gz") if p.is_file()), None)
+
+
+def _require(data_dir, base, npz):
+    path = _find(data_dir, base)
+    if path is None:
+        raise UsageError(f"missing {data_dir / base}[.gz]: a data directory holds the four "
+                         f"IDX files ({', '.join(f for pair in IDX_FILES.values() for f in pair)}, "
+                         f".gz or not) or {npz.name}")
+    return path
+
+
+def read_idx(path, magic):
+    """Parse one IDX file (gzip-compressed when its name ends in .gz): the
+    images file as uint8 [n, 28, 28], the labels file as uint8 [n] in 0..9."""
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise UsageError(f"{path}: cannot read it ({error})") from None
+    kind = "images" if magic == IMAGES_MAGIC else "labels"
+    header = 16 if magic == IMAGES_MAGIC else 8
+    if len(raw) < header:
+        raise UsageError(f"{path}: {len(raw)} bytes, too short for an IDX {kind} header "
+                         f"({header} bytes)")
+    found, count = struct.unpack(">II", raw[:8])
+    if found != magic:
+        raise UsageError(f"{path}: magic number 0x{found:08x}, expected 0x{magic:08x} "
+                         f"(IDX {kind} file)")
+    shape = (count,)
+    if magic == IMAGES_MAGIC:
+        rows, cols = struct.unpack(">II", raw[8:16])
+        if (rows, cols) != (SIDE, SIDE):
+            raise UsageError(f"{path}: images of {rows}x{cols} pixels, expected {SIDE}x{SIDE}")
+        shape = (count, SIDE, SIDE)
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise UsageError(f"{path}: header announces {count} {kind} ({expected} bytes of data) "
+                         f"but the file holds {len(raw) - header}; is it truncated?")
+    array = np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+    if magic == LABELS_MAGIC:
+        _check_labels(path, array)
+    return array
+
+
+def read_npz(path):
+    """Read a Keras-style `.npz` (x_train, y_train, x_test, y_test)."""
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path) as archive:
+            missing = [key for key in keys if key not in archive.files]
+            if missing:
+                raise UsageError(f"{path}: no array {missing[0]!r} (expected {', '.join(keys)})")
+            arrays = {key: archive[key] for key in keys}
+    except (OSError, ValueError, EOFError) as error:
+        raise UsageError(f"{path}: cannot read it as a numpy .npz ({error})") from None
+    splits = {}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
+            raise UsageError(f"{path}: x_{split} is {x.dtype} {x.shape}, expected uint8 "
+                             f"(n, {SIDE}, {SIDE})")
+        if y.shape != (len(x),):
+            raise UsageError(f"{path}: y_{split} has shape {y.shape}, expected ({len(x)},)")
+        _check_labels(path, y)
+        splits[split] = x, y.astype(np.uint8)
+    return splits
+
+
+def _check_labels(path, labels):
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise UsageError(f"{path}: labels outside 0..9 (found {labels.min()}..{labels.max()})")
+
+
+def _from_tfds(name):
+    """Download (once, into ~/tensorflow_datasets) and read `name`."""
+    import tensorflow_datasets as tfds  # heavy, and it starts TensorFlow
+
+    try:
+        splits = tfds.load(name, split=["train", "test"], as_supervised=True)
+        arrays = [[chunk for chunk in tfds.as_numpy(split.batch(10_000))] for split in splits]
+    except Exception as error:  # no network, a full disk, a broken download: all the user's to fix
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise UsageError(f"cannot load {name} from tensorflow-datasets ({type(error).__name__}: "
+                         f"{first_line}); to train offline, pass --data-dir DIR holding the "
+                         f"IDX files or {name}.npz") from None
+    return {split: (np.concatenate([x for x, _ in chunks])[..., 0].astype(np.uint8),
+                    np.concatenate([y for _, y in chunks]).astype(np.uint8))
+            for split, chunks in zip(("train", "test"), arrays)}

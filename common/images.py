@@ -1,0 +1,94 @@
+"""Pictures of a run: sample grids tiled with numpy and written with Pillow
+(cheap enough for every epoch at GPU speed), the progress GIF, and the loss
+and timing plots, drawn with matplotlib once, at the end of a run."""
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from common.atomic import atomic_write
+
+GAP = 128  # grey between tiles, distinct from both black and white digits
+
+
+def grid(images, cols, scale=2, pad=2):
+    """Tile images [n, h, w] with values in [0, 1] into one uint8 picture of
+    `cols` columns, `pad` grey pixels between tiles, each pixel repeated
+    `scale` times in both directions."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    rows = math.ceil(n / cols)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), GAP, np.uint8)
+    pixels = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    for i, image in enumerate(pixels):
+        top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
+        canvas[top:top + h, left:left + w] = image
+    return canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def save_png(picture, path):
+    with atomic_write(path) as f:
+        Image.fromarray(picture).save(f, format="PNG")
+
+
+def save_gif(paths, path, max_frames=100, frame_ms=100, last_frame_ms=2000):
+    """An animated GIF of the PNGs at `paths` (in order), thinned evenly to at
+    most `max_frames` frames, first and last always kept: a 2000-epoch run
+    makes a 10-second GIF rather than a 3-minute one."""
+    paths = list(paths)
+    if not paths:
+        return
+    keep = sorted({round(i) for i in np.linspace(0, len(paths) - 1, min(max_frames, len(paths)))})
+    frames = [Image.open(paths[i]).convert("L") for i in keep]
+    durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
+    with atomic_write(path) as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=durations, loop=0)
+
+
+def plot_history(history, panels, path):
+    """One panel per entry of `panels` (title -> history columns), each
+    column a line over epochs; epochs where a column was not measured (NaN)
+    are skipped."""
+    figure = Figure(figsize=(7, 3 * len(panels)), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (title, columns) in zip(axes, panels.items()):
+        for column in columns:
+            epochs, values = _series(history, column)
+            ax.plot(epochs, values, label=column, marker="." if len(epochs) < 30 else None)
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("epoch")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    _save_figure(figure, path)
+
+
+def plot_timing(history, path):
+    """Seconds per epoch over the run, with its median."""
+    epochs, seconds = _series(history, "seconds")
+    figure = Figure(figsize=(7, 3), layout="constrained")
+    ax = figure.subplots()
+    ax.plot(epochs, seconds, marker="." if len(epochs) < 30 else None, label="seconds")
+    median = float(np.median(seconds))
+    ax.axhline(median, color="grey", linestyle="--", label=f"median {median:.3g} s")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("seconds per epoch")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save_figure(figure, path)
+
+
+def _series(history, column):
+    points = [(row["epoch"], row[column]) for row in history
+              if not math.isnan(row.get(column, math.nan))]
+    return [e for e, _ in points], [v for _, v in points]
+
+
+def _save_figure(figure, path):
+    with atomic_write(path) as f:
+        figure.savefig(f, format="png", dpi=100)

@@ -1,0 +1,45 @@
+"""The interface between a model file (gan_keras/*.py, vae_keras/*.py) and
+the one training loop in common/training.py.
+
+A model file holds its networks, its train step and its picture, nothing
+else: the loop owns the data pipeline, epochs, timing, history, checkpoints,
+resume, TensorBoard and the files of the run."""
+import abc
+
+
+class GenerativeModel(abc.ABC):
+    """What the loop needs from a model.
+
+    Attributes a subclass sets:
+      name        the model's name in the reports and literature ("dcgan")
+      networks    {name: keras.Model}, checkpointed and counted
+      optimizers  {name: keras optimizer}, built before the first step so
+                  that a checkpoint restores their slots
+      rng         tf.random.Generator for the step's randomness (noise),
+                  checkpointed so that a resumed run draws what it would have
+      metrics     names of the scalars train_step returns, in history order;
+                  the loop records their mean over the epoch's steps
+      plots       {panel title: history columns} for losses.png
+      eval_metrics  names of the scalars evaluate() returns (default none)
+    """
+
+    eval_metrics = ()
+
+    @abc.abstractmethod
+    def prepare(self, images):
+        """uint8 images [n, 28, 28] -> the float tensor the networks train
+        on; runs once, inside the tf.data pipeline, before caching."""
+
+    @abc.abstractmethod
+    def train_step(self, batch):
+        """One optimisation step on batch = (prepared images, labels), as a
+        tf.function; returns {metric name: scalar tensor}."""
+
+    @abc.abstractmethod
+    def images(self):
+        """The per-epoch picture, a uint8 array [height, width]: a
+        deterministic function of the weights (fixed noise, fixed digits)."""
+
+    def evaluate(self):
+        """{eval metric name: float}, computed every --eval-every epochs."""
+        return {}

@@ -1,0 +1,1 @@
+"""The GANs of the reports, trained by gan_keras/train.py."""

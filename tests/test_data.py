@@ -1,0 +1,151 @@
+"""Reading MNIST-format data: IDX (.gz or not), .npz, tensorflow-datasets,
+and a clear error for every kind of bad file."""
+import shutil
+
+import numpy as np
+import pytest
+from conftest import IDX_NAMES, idx_bytes, synthetic_digits, write_file, write_mnist
+
+from common import data
+from common.errors import UsageError
+
+
+def test_idx_gz_and_raw_read_the_same_arrays(tmp_path):
+    gz = data.load("mnist", write_mnist(tmp_path / "gz", gz=True))
+    raw = data.load("mnist", write_mnist(tmp_path / "raw", gz=False))
+    images, labels = synthetic_digits(256, 0)
+    for loaded in (gz, raw):
+        assert loaded.train_images.dtype == np.uint8 and loaded.train_images.shape == (256, 28, 28)
+        np.testing.assert_array_equal(loaded.train_images, images)
+        np.testing.assert_array_equal(loaded.train_labels, labels)
+        assert loaded.test_images.shape == (64, 28, 28) and loaded.test_labels.shape == (64,)
+    np.testing.assert_array_equal(gz.test_images, raw.test_images)
+
+
+def test_train_size_keeps_the_first_images(synthetic_mnist):
+    subset = data.load("mnist", synthetic_mnist, train_size=10)
+    np.testing.assert_array_equal(subset.train_images, synthetic_digits(256, 0)[0][:10])
+    assert len(subset.test_images) == 64  # the test split is never cut
+    with pytest.raises(UsageError, match="--train-size 257 is more than the 256"):
+        data.load("mnist", synthetic_mnist, train_size=257)
+
+
+def test_keras_npz(tmp_path):
+    images, labels = synthetic_digits(20)
+    np.savez(tmp_path / "mnist.npz", x_train=images, y_train=labels,
+             x_test=images[:5], y_test=labels[:5])
+    loaded = data.load("mnist", tmp_path)
+    np.testing.assert_array_equal(loaded.train_images, images)
+    np.testing.assert_array_equal(loaded.test_labels, labels[:5])
+    assert loaded.source.endswith("mnist.npz")
+
+    np.savez(tmp_path / "mnist.npz", x_train=images, y_train=labels, x_test=images)
+    with pytest.raises(UsageError, match="no array 'y_test'"):
+        data.load("mnist", tmp_path)
+    np.savez(tmp_path / "mnist.npz", x_train=images[:, :20], y_train=labels,
+             x_test=images, y_test=labels)
+    with pytest.raises(UsageError, match=r"x_train is uint8 \(20, 20, 28\), expected uint8"):
+        data.load("mnist", tmp_path)
+
+
+def _corrupt(directory, name, raw):
+    """Replace one IDX file of a good data set by `raw` (gzip-compressed)."""
+    write_file(directory / f"{name}.gz", raw)
+
+
+BAD_FILES = {
+    "wrong magic": (IDX_NAMES[0], lambda: idx_bytes(synthetic_digits(256)[0], magic=0x801),
+                    "magic number 0x00000801, expected 0x00000803"),
+    "labels as images": (IDX_NAMES[1], lambda: idx_bytes(synthetic_digits(256)[0]),
+                         "magic number 0x00000803, expected 0x00000801"),
+    "truncated": (IDX_NAMES[0], lambda: idx_bytes(synthetic_digits(256)[0])[:-100],
+                  "header announces 256 images .* is it truncated"),
+    "trailing bytes": (IDX_NAMES[2], lambda: idx_bytes(synthetic_digits(64)[0]) + b"xx",
+                       "header announces 64 images"),
+    "short header": (IDX_NAMES[3], lambda: b"\x00\x00\x08",
+                     "3 bytes, too short for an IDX labels header"),
+    "wrong image size": (IDX_NAMES[0], lambda: idx_bytes(np.zeros((256, 32, 32))),
+                         "images of 32x32 pixels, expected 28x28"),
+    "fewer labels": (IDX_NAMES[1], lambda: idx_bytes(np.zeros(200)),
+                     "holds 256 images but train-labels-idx1-ubyte holds 200 labels"),
+    "label 12": (IDX_NAMES[3], lambda: idx_bytes(np.full(64, 12)), r"labels outside 0\.\.9"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_idx_file_is_a_clear_error_naming_the_file(tmp_path, case):
+    name, raw, message = BAD_FILES[case]
+    write_mnist(tmp_path)
+    _corrupt(tmp_path, name, raw())
+    with pytest.raises(UsageError, match=message) as error:
+        data.load("mnist", tmp_path)
+    assert name in str(error.value)
+
+
+def test_corrupt_gzip(tmp_path):
+    write_mnist(tmp_path)
+    (tmp_path / f"{IDX_NAMES[0]}.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(UsageError, match=f"{IDX_NAMES[0]}.gz: cannot read it"):
+        data.load("mnist", tmp_path)
+
+
+def test_missing_file_or_directory(tmp_path, synthetic_mnist):
+    with pytest.raises(UsageError, match="does not exist"):
+        data.load("mnist", tmp_path / "nowhere")
+    shutil.copytree(synthetic_mnist, tmp_path / "three")
+    (tmp_path / "three" / f"{IDX_NAMES[3]}.gz").unlink()
+    with pytest.raises(UsageError, match=rf"missing .*{IDX_NAMES[3]}\[\.gz\]"):
+        data.load("mnist", tmp_path / "three")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=f"missing .*{IDX_NAMES[0]}.* or mnist.npz"):
+        data.load("mnist", tmp_path / "empty")
+
+
+def test_unknown_dataset():
+    with pytest.raises(UsageError, match="unknown dataset 'cifar10'"):
+        data.load("cifar10", "anywhere")
+
+
+def test_tensorflow_datasets_path_reads_what_the_builder_prepared(tmp_path, monkeypatch):
+    """The default source, end to end through tensorflow-datasets' own MNIST
+    builder: its download is replaced by local IDX files (as tfds's own
+    builder tests do), everything after it is real."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.image_classification import mnist as tfds_mnist
+
+    files = write_mnist(tmp_path / "idx", n_train=12, n_test=4, gz=False)
+    monkeypatch.setattr(tfds_mnist, "_TRAIN_EXAMPLES", 12)
+    monkeypatch.setattr(tfds_mnist, "_TEST_EXAMPLES", 4)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    local = {"train_data": IDX_NAMES[0], "train_labels": IDX_NAMES[1],
+             "test_data": IDX_NAMES[2], "test_labels": IDX_NAMES[3]}
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
+                        lambda self, urls: {key: str(files / local[key]) for key in urls})
+
+    loaded = data.load("mnist")
+    assert loaded.source == "tensorflow-datasets:mnist"
+    images, labels = synthetic_digits(12, 0)
+    order = np.argsort([img.tobytes() for img in images])  # tfds shuffles the examples
+    got = np.argsort([img.tobytes() for img in loaded.train_images])
+    np.testing.assert_array_equal(loaded.train_images[got], images[order])
+    np.testing.assert_array_equal(loaded.train_labels[got], labels[order])
+    assert loaded.test_images.shape == (4, 28, 28) and loaded.test_images.dtype == np.uint8
+
+
+def test_tensorflow_datasets_mock_for_fashion_mnist():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=30):
+        loaded = data.load("fashion_mnist", train_size=20)
+    assert loaded.source == "tensorflow-datasets:fashion_mnist"
+    assert loaded.train_images.shape == (20, 28, 28) and loaded.train_labels.max() <= 9
+    assert loaded.test_images.shape == (30, 28, 28)
+
+
+def test_tensorflow_datasets_can_read_its_download_checksums():
+    """Before downloading, tfds 4.9.10 reads the registered checksums of the
+    MNIST archives, which needs importlib_resources, a package it does not
+    declare (requirements.txt adds it): without it every download fails."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    for name in data.DATASETS:
+        urls = type(tfds.builder(name)).url_infos
+        assert any(url.endswith("train-images-idx3-ubyte.gz") for url in urls)

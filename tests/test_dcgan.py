@@ -1,0 +1,93 @@
+"""The DCGAN against report 000's model summaries, and its train step."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_keras import losses
+from gan_keras.dcgan import DCGAN, make_discriminator, make_generator
+
+# Report 000, section 4.1, the two Keras model summaries: (layer type,
+# output shape without the batch dimension, parameters), in order.
+GENERATOR_TABLE = [
+    ("Dense", (12544,), 1254400),
+    ("BatchNormalization", (12544,), 50176),
+    ("LeakyReLU", (12544,), 0),
+    ("Reshape", (7, 7, 256), 0),
+    ("Conv2DTranspose", (7, 7, 128), 819200),
+    ("BatchNormalization", (7, 7, 128), 512),
+    ("LeakyReLU", (7, 7, 128), 0),
+    ("Conv2DTranspose", (14, 14, 64), 204800),
+    ("BatchNormalization", (14, 14, 64), 256),
+    ("LeakyReLU", (14, 14, 64), 0),
+    ("Conv2DTranspose", (28, 28, 1), 1600),
+]
+DISCRIMINATOR_TABLE = [
+    ("Conv2D", (14, 14, 64), 1664),
+    ("LeakyReLU", (14, 14, 64), 0),
+    ("Dropout", (14, 14, 64), 0),
+    ("Conv2D", (7, 7, 128), 204928),
+    ("LeakyReLU", (7, 7, 128), 0),
+    ("Dropout", (7, 7, 128), 0),
+    ("Flatten", (6272,), 0),
+    ("Dense", (1,), 6273),
+]
+
+
+def _trainable(model):
+    return sum(math.prod(v.shape) for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize("make, table, total, trainable", [
+    (make_generator, GENERATOR_TABLE, 2_330_944, 2_305_472),
+    (make_discriminator, DISCRIMINATOR_TABLE, 212_865, 212_865),
+])
+def test_networks_match_the_reports_summary(make, table, total, trainable):
+    model = make()
+    assert model.count_params() == total
+    assert _trainable(model) == trainable
+    assert sum(params for _, _, params in table) == total  # the table itself adds up
+    found = [(type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params())
+             for layer in model.layers]
+    assert found == table
+
+
+def test_prepare_scales_to_the_tanh_range():
+    model = DCGAN(seed=0)
+    out = model.prepare(tf.constant(np.array([[[0, 255] * 14] * 28], np.uint8)))
+    assert out.shape == (1, 28, 28, 1) and out.dtype == tf.float32
+    np.testing.assert_allclose(out.numpy()[0, 0, :2, 0], [-1.0, 1.0])
+
+
+def test_bce_losses_by_hand():
+    zero = tf.zeros([8, 1])
+    assert float(losses.bce_generator(zero)) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(losses.bce_discriminator(zero, zero)) == pytest.approx(2 * math.log(2), rel=1e-6)
+    confident_real, confident_fake = tf.fill([8, 1], 20.0), tf.fill([8, 1], -20.0)
+    assert float(losses.bce_discriminator(confident_real, confident_fake)) < 1e-6
+    assert float(losses.bce_generator(confident_fake)) == pytest.approx(20.0, rel=1e-4)
+
+
+def test_one_train_step_changes_both_networks():
+    model = DCGAN(seed=0)
+    before = {name: [v.numpy().copy() for v in net.variables]
+              for name, net in model.networks.items()}
+    images = model.prepare(tf.constant(np.random.default_rng(0).integers(0, 256, (16, 28, 28)),
+                                       tf.uint8))
+    out = model.train_step((images, tf.zeros([16], tf.int32)))
+    assert set(out) == set(model.metrics)
+    assert all(np.isfinite(float(v)) for v in out.values())
+    assert 0 < float(out["d_real"]) < 1 and 0 < float(out["d_fake"]) < 1
+    for name, net in model.networks.items():
+        for old, variable in zip(before[name], net.trainable_variables):
+            assert not np.array_equal(old, variable.numpy()), f"{name}: {variable.path} unchanged"
+    assert int(model.generator_optimizer.iterations) == 1
+    assert int(model.discriminator_optimizer.iterations) == 1
+
+
+def test_picture_is_a_deterministic_4x4_grid():
+    model = DCGAN(seed=0)
+    picture = model.images()
+    assert picture.dtype == np.uint8 and picture.shape == (3 * (4 * 28 + 5 * 2),) * 2
+    np.testing.assert_array_equal(picture, model.images())  # fixed noise, inference mode

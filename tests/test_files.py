@@ -1,0 +1,113 @@
+"""Atomic writes, the run directory's rules, and the pictures module."""
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import images
+from common.atomic import atomic_write
+from common.errors import UsageError
+from common.rundir import RunDir
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "history.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as f:
+            f.write("half a new fi")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]  # no temporary left
+    with atomic_write(target, "w") as f:
+        f.write("new\n")
+    assert target.read_text() == "new\n"
+
+
+def _run(tmp_path, **args):
+    base = {"model": "dcgan", "batch_size": 256, "seed": 1, "epochs": 10}
+    return {**base, **args}
+
+
+def test_run_directory_refuses_another_run_unless_fresh(tmp_path):
+    out = tmp_path / "run"
+    run, stored = RunDir.open(out, "dcgan", _run(tmp_path))
+    assert stored is None and not out.exists()  # open() writes nothing
+    run.start({"model": "dcgan", "args": _run(tmp_path)})
+    assert json.loads((out / "config.json").read_text())["args"]["batch_size"] == 256
+
+    # run-control arguments may change; an unset seed inherits the stored one
+    _, stored = RunDir.open(out, "dcgan", _run(tmp_path, epochs=20, seed=None))
+    assert stored["args"]["seed"] == 1
+    with pytest.raises(UsageError, match="--batch-size 256 there, 128 here"):
+        RunDir.open(out, "dcgan", _run(tmp_path, batch_size=128))
+    with pytest.raises(UsageError, match="--seed 1 there, 2 here"):
+        RunDir.open(out, "dcgan", _run(tmp_path, seed=2))
+    with pytest.raises(UsageError, match="model 'dcgan', not 'conv_vae'"):
+        RunDir.open(out, "conv_vae", _run(tmp_path, model="conv_vae"))
+    _, stored = RunDir.open(out, "conv_vae", _run(tmp_path, model="conv_vae"), fresh=True)
+    assert stored is None
+
+
+def test_fresh_removes_only_what_the_program_wrote(tmp_path):
+    run, _ = RunDir.open(tmp_path, "dcgan", {})
+    run.start({"model": "dcgan", "args": {}})
+    run.write_history([{"epoch": 1, "seconds": 1.5}], ("epoch", "seconds"))
+    (tmp_path / "notes.txt").write_text("mine")
+    run.start({"model": "dcgan", "args": {}}, fresh=True)
+    assert not run.history_file.exists() and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_non_empty_directory_without_a_run_is_refused(tmp_path):
+    (tmp_path / "thesis.tex").write_text("...")
+    with pytest.raises(UsageError, match="not empty and holds no run"):
+        RunDir.open(tmp_path, "dcgan", {})
+
+
+def test_unwritable_out(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        RunDir.open(tmp_path / "file", "dcgan", {})
+    with pytest.raises(UsageError, match="cannot create --out .*file is a file"):
+        RunDir.open(tmp_path / "file" / "run", "dcgan", {})
+
+
+def test_history_round_trip_with_unmeasured_cells(tmp_path):
+    run = RunDir(tmp_path)
+    rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "test_elbo": -150.0}]
+    run.write_history(rows, ("epoch", "loss", "test_elbo"))
+    assert run.history_file.read_text().splitlines() == [
+        "epoch,loss,test_elbo", "1,0.5,", "2,0.25,-150"]
+    back = run.read_history()
+    assert back[1] == {"epoch": 2, "loss": 0.25, "test_elbo": -150.0}
+    assert math.isnan(back[0]["test_elbo"])
+
+
+def test_grid_tiles_with_grey_gaps():
+    tiles = np.stack([np.zeros((28, 28)), np.ones((28, 28)), np.full((28, 28), 0.5)])
+    picture = images.grid(tiles, cols=2, scale=1, pad=2)
+    assert picture.shape == (2 * 30 + 2, 2 * 30 + 2) and picture.dtype == np.uint8
+    assert picture[0, 0] == images.GAP
+    assert (picture[2:30, 2:30] == 0).all() and (picture[2:30, 32:60] == 255).all()
+    assert (picture[32:60, 2:30] == 128).all()
+    assert (picture[32:60, 32:60] == images.GAP).all()  # the empty fourth cell
+    assert images.grid(tiles, cols=2, scale=3).shape == (3 * 62, 3 * 62)
+
+
+def test_gif_keeps_first_and_last_frames_and_thins_the_rest(tmp_path):
+    paths = []
+    for i in range(7):
+        paths.append(tmp_path / f"{i}.png")
+        images.save_png(np.full((4, 4), i * 30, np.uint8), paths[-1])
+    images.save_gif(paths, tmp_path / "all.gif")
+    images.save_gif(paths, tmp_path / "thin.gif", max_frames=3)
+    with Image.open(tmp_path / "all.gif") as gif:
+        assert gif.n_frames == 7
+    with Image.open(tmp_path / "thin.gif") as gif:
+        firsts = []
+        for frame in range(gif.n_frames):
+            gif.seek(frame)
+            firsts.append(np.asarray(gif.convert("L"))[0, 0])
+    assert firsts == [0, 90, 180]

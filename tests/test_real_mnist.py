@@ -1,0 +1,34 @@
+"""On the real MNIST (MNIST_DIR=../shared/data/mnist; skipped without it)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import data, training
+from common.rundir import RunDir
+from gan_keras.dcgan import DCGAN
+
+
+def test_real_idx_files_load_with_their_known_statistics(real_mnist):
+    mnist = data.load("mnist", real_mnist)
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    assert np.bincount(mnist.train_labels).tolist()[:2] == [5923, 6742]  # zeros and ones
+    assert mnist.train_images.mean() / 255 == pytest.approx(0.1306605, abs=1e-7)  # the usual 0.1307
+
+
+def test_one_epoch_on_2000_real_digits_separates_real_from_fake(real_mnist, tmp_path):
+    """After one epoch (8 steps of 256) the discriminator already scores
+    held-out real digits above the generator's samples."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    mnist = data.load("mnist", real_mnist, train_size=2048)
+    model = DCGAN(seed=1)
+    run, _ = RunDir.open(tmp_path, "dcgan", {})
+    run.start({"model": "dcgan"})
+    training.train(model, mnist, run, epochs=1, batch_size=256, seed=1)
+
+    real = tf.sigmoid(model.discriminator(model.prepare(mnist.test_images[:1000]))).numpy()
+    fake_images = model.generator(tf.random.normal([1000, 100], seed=2))
+    fake = tf.sigmoid(model.discriminator(fake_images)).numpy()
+    assert real.mean() - fake.mean() > 0.08, (real.mean(), fake.mean())
+    assert (real > np.median(fake)).mean() > 0.9

@@ -1,0 +1,169 @@
+"""The shared training loop, driven through gan_keras/train.py in this
+process: every output of a run, resume, reproducibility, refusals."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import tree_digest
+from PIL import Image
+
+from gan_keras import train
+
+HISTORY_COLUMNS = ["epoch", "seconds", "images_per_sec", "g_loss", "d_loss", "d_real", "d_fake"]
+LOSSES = HISTORY_COLUMNS[3:]
+
+
+def run(data_dir, out, *args):
+    """Train on the synthetic set (256 images, batch 64: 4 steps an epoch)."""
+    return train.main(["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64",
+                       *map(str, args)])
+
+
+def history(out):
+    with open(out / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def losses(out):
+    return np.array([[float(row[c]) for c in LOSSES] for row in history(out)])
+
+
+def test_two_epoch_run_writes_every_output(synthetic_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(synthetic_mnist, out, "--epochs", 2, "--seed", 3) == 0
+    printed = capsys.readouterr().out
+    assert "Training dcgan on CPU" in printed
+    assert "Time for epoch 1 is" in printed and "Time for epoch 2 is" in printed
+
+    rows = history(out)
+    assert list(rows[0]) == HISTORY_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert float(r["images_per_sec"]) == pytest.approx(256 / float(r["seconds"]), rel=1e-3)
+        assert 0 < float(r["d_real"]) < 1 and 0 < float(r["d_fake"]) < 1
+        assert np.isfinite([float(r[c]) for c in LOSSES]).all()
+
+    config = json.loads((out / "config.json").read_text())
+    parser_arguments = {a.dest for a in train.make_parser()._actions if a.dest != "help"}
+    assert set(config["args"]) == parser_arguments
+    assert config["args"]["seed"] == 3 and config["model"] == "dcgan"
+    assert config["versions"]["tensorflow"].startswith("2.")
+    assert config["device"].startswith("CPU") and config["data"] == str(synthetic_mnist)
+
+    for epoch in (1, 2):
+        with Image.open(out / "images" / f"image_at_epoch_{epoch:04d}.png") as png:
+            assert png.size == (366, 366) and png.mode == "L"
+    with Image.open(out / "progress.gif") as gif:
+        assert gif.n_frames == 2
+    for figure in ("losses.png", "timing.png"):
+        with Image.open(out / figure) as png:
+            png.verify()
+    assert {p.name for p in (out / "checkpoints").iterdir()} >= {
+        "checkpoint", "ckpt-1.index", "ckpt-2.index"}
+    assert not list(out.rglob(".*.tmp-*"))  # no temporary file left behind
+
+
+def test_tensorboard_reads_the_logged_scalars_and_pictures(synthetic_mnist, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    out = tmp_path / "run"
+    run(synthetic_mnist, out, "--epochs", 2, "--seed", 3, "--save-every", 2)
+    events = EventAccumulator(str(out / "logs"), size_guidance={"tensors": 0}).Reload()
+    tags = set(events.Tags()["tensors"])
+    assert set(HISTORY_COLUMNS[1:]) | {"samples"} <= tags
+    d_loss = [float(make_ndarray(e.tensor_proto)) for e in events.Tensors("d_loss")]
+    assert [e.step for e in events.Tensors("d_loss")] == [1, 2]
+    np.testing.assert_allclose(d_loss, [float(r["d_loss"]) for r in history(out)], rtol=1e-5)
+    assert [e.step for e in events.Tensors("samples")] == [2]  # --save-every 2
+
+
+def test_save_every_and_checkpoint_every(synthetic_mnist, tmp_path):
+    out = tmp_path / "run"
+    run(synthetic_mnist, out, "--epochs", 5, "--seed", 1, "--save-every", 2)
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "image_at_epoch_0002.png", "image_at_epoch_0004.png", "image_at_epoch_0005.png"]
+    indexes = sorted(p.name for p in (out / "checkpoints").glob("*.index"))
+    assert indexes == ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]  # the last 3 kept
+
+    out = tmp_path / "sparse"
+    run(synthetic_mnist, out, "--epochs", 3, "--seed", 1, "--checkpoint-every", 2)
+    indexes = sorted(p.name for p in (out / "checkpoints").glob("*.index"))
+    assert indexes == ["ckpt-2.index", "ckpt-3.index"]  # every 2nd, and the last
+
+
+def test_same_seed_same_losses_other_seed_other_losses(synthetic_mnist, tmp_path):
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        run(synthetic_mnist, tmp_path / name, "--epochs", 2, "--seed", seed)
+    np.testing.assert_allclose(losses(tmp_path / "a"), losses(tmp_path / "b"), rtol=1e-6)
+    assert not np.allclose(losses(tmp_path / "a"), losses(tmp_path / "c"), rtol=1e-3)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(synthetic_mnist, tmp_path, capsys):
+    """Everything is restored (weights, optimizer moments, batch-norm
+    statistics, noise RNG, dropout RNG, data order): the losses after a
+    resume are those of a run that never stopped."""
+    run(synthetic_mnist, tmp_path / "straight", "--epochs", 3, "--seed", 5)
+    run(synthetic_mnist, tmp_path / "resumed", "--epochs", 1, "--seed", 5)
+    capsys.readouterr()
+    assert run(synthetic_mnist, tmp_path / "resumed", "--epochs", 3) == 0  # seed from config
+    assert "Resuming" in capsys.readouterr().out
+    assert [int(r["epoch"]) for r in history(tmp_path / "resumed")] == [1, 2, 3]
+    np.testing.assert_allclose(losses(tmp_path / "resumed"), losses(tmp_path / "straight"),
+                               rtol=1e-6)
+
+
+def test_history_rows_past_the_checkpoint_are_redone_once(synthetic_mnist, tmp_path, capsys):
+    """A run killed after writing epoch 3's row but before its checkpoint."""
+    out = tmp_path / "run"
+    run(synthetic_mnist, out, "--epochs", 2, "--seed", 5)
+    with open(out / "history.csv", "a") as f:
+        f.write("3,1.0,256.0,9,9,0.5,0.5\n")
+    run(synthetic_mnist, out, "--epochs", 3)
+    rows = history(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[2]["g_loss"]) != 9.0
+
+
+def test_a_finished_run_has_nothing_to_train(synthetic_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(synthetic_mnist, out, "--epochs", 2, "--seed", 5)
+    before = history(out)
+    capsys.readouterr()
+    assert run(synthetic_mnist, out, "--epochs", 2) == 0
+    assert "nothing to train" in capsys.readouterr().out
+    assert history(out) == before
+
+
+def test_other_configuration_is_refused_and_fresh_replaces(synthetic_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(synthetic_mnist, out, "--epochs", 1, "--seed", 5)
+    before = tree_digest(out)
+    with pytest.raises(SystemExit) as exit_:
+        run(synthetic_mnist, out, "--epochs", 2, "--noise-dim", 64)
+    assert exit_.value.code == 2
+    assert "--noise-dim 100 there, 64 here" in capsys.readouterr().err
+    assert tree_digest(out) == before
+
+    assert run(synthetic_mnist, out, "--epochs", 1, "--noise-dim", 64, "--fresh") == 0
+    assert json.loads((out / "config.json").read_text())["args"]["noise_dim"] == 64
+    assert [int(r["epoch"]) for r in history(out)] == [1]
+
+
+def test_batches_reshuffle_each_epoch_reproducibly(synthetic_mnist):
+    from common import data, training
+
+    dataset = data.load("mnist", synthetic_mnist)
+    epoch_batches = training.batches(dataset, lambda x: x, batch_size=100, seed=1)
+
+    def order(epoch):
+        batches = [x.numpy() for x, _ in epoch_batches(epoch)]
+        assert [len(b) for b in batches] == [100, 100, 56]  # the last, smaller batch is kept
+        return np.concatenate(batches)
+
+    first = order(1)
+    np.testing.assert_array_equal(np.sort(first.reshape(256, -1), axis=0),
+                                  np.sort(dataset.train_images.reshape(256, -1), axis=0))
+    np.testing.assert_array_equal(order(1), first)  # same epoch, same order (resume)
+    assert not np.array_equal(order(2), first)      # next epoch, new order
