@@ -35,34 +35,22 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action)
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _number(convert, valid, expected):
+    """An argparse type: `convert` the text, then check `valid(value)`."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+    return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"expected 0 <= seed < 2**31, got {value}")
-    return value
+positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
 
 def make_parser(description, *, models, epochs, batch_size):
@@ -94,6 +82,8 @@ def make_parser(description, *, models, epochs, batch_size):
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
         help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+    add("--eval-every", type=positive_int, default=1,
+        help="evaluate on the test set every K epochs (and always at the last)")
     return parser
 
 
@@ -134,7 +124,7 @@ def main(parser, build, argv=None):
     try:
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,
-                       checkpoint_every=args.checkpoint_every)
+                       checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)

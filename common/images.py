@@ -6,11 +6,12 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from common.atomic import atomic_write
 
 GAP = 128  # grey between tiles, distinct from both black and white digits
+LABEL_HEIGHT = 16  # pixels of the text strip above each row of labelled_rows
 
 
 def grid(images, cols, scale=2, pad=2):
@@ -26,6 +27,20 @@ def grid(images, cols, scale=2, pad=2):
         top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
         canvas[top:top + h, left:left + w] = image
     return canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def labelled_rows(rows, scale=2, pad=2):
+    """One picture of titled rows: for each (label, images [n, h, w] in
+    [0, 1]), a strip with the label in white on black, then the images side
+    by side as in `grid`."""
+    font = ImageFont.load_default(size=12)
+    strips = []
+    for label, row in rows:
+        tiles = grid(row, cols=len(row), scale=scale, pad=pad)
+        text = Image.new("L", (tiles.shape[1], LABEL_HEIGHT), 0)
+        ImageDraw.Draw(text).text((pad * scale, 1), label, fill=255, font=font)
+        strips += [np.asarray(text), tiles]
+    return np.concatenate(strips)
 
 
 def save_png(picture, path):
@@ -80,6 +95,19 @@ def plot_timing(history, path):
     ax.set_ylim(bottom=0)
     ax.legend()
     ax.grid(alpha=0.3)
+    _save_figure(figure, path)
+
+
+def plot_latent_scatter(codes, labels, path):
+    """2-D latent codes of test images, coloured by their digit."""
+    figure = Figure(figsize=(6, 5), layout="constrained")
+    ax = figure.subplots()
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5,
+                        s=2, alpha=0.6)
+    figure.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title("test images: mean of q(z|x)")
     _save_figure(figure, path)
 
 

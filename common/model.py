@@ -28,7 +28,7 @@ class GenerativeModel(abc.ABC):
     @abc.abstractmethod
     def prepare(self, images):
         """uint8 images [n, 28, 28] -> the float tensor the networks train
-        on; runs once, inside the tf.data pipeline, before caching."""
+        on; applied once to the whole training set, which stays in memory."""
 
     @abc.abstractmethod
     def train_step(self, batch):
@@ -43,3 +43,6 @@ class GenerativeModel(abc.ABC):
     def evaluate(self):
         """{eval metric name: float}, computed every --eval-every epochs."""
         return {}
+
+    def figures(self, directory):
+        """Write the model's own end-of-run figures into `directory`."""

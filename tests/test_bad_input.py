@@ -7,7 +7,7 @@ import shutil
 import pytest
 from conftest import IDX_NAMES, idx_bytes, run_script, synthetic_digits, tree_digest, write_file
 
-SCRIPT = "gan_keras/train.py"
+GAN, VAE = "gan_keras/train.py", "vae_keras/train.py"
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,23 @@ CASES = {
     "wrong magic": (["--data-dir", "{magic}"], "magic number 0x00000801, expected 0x00000803"),
     "out is a file": (["--out", "{tmp}/file"], "--out .*file is a file, not a directory"),
     "out under a file": (["--out", "{tmp}/file/run"], "cannot create --out .*file is a file"),
+    "eval every 0": (["--eval-every", "0"], "argument --eval-every: expected a whole number"),
 }
+OWN_CASES = {  # each script's own arguments
+    GAN: {"noise 0": (["--noise-dim", "0"], "argument --noise-dim: expected a whole number")},
+    VAE: {"latent 0": (["--latent-dim", "0"], "argument --latent-dim: expected a whole number"),
+          "kl": (["--kl", "exact"], "argument --kl: invalid choice: 'exact'"),
+          "binarize": (["--binarize", "0.5"], "argument --binarize: invalid choice: '0.5'"),
+          "gan model": (["--model", "dcgan"], "argument --model: invalid choice: 'dcgan'")},
+}
+ALL_CASES = {(script, name): case for script in (GAN, VAE)
+             for name, case in {**CASES, **OWN_CASES[script]}.items()}
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_exit_2_and_damages_nothing(case, finished_run, synthetic_mnist,
-                                                          tmp_path):
-    args, message = CASES[case]
+@pytest.mark.parametrize("script, case", ALL_CASES, ids=[f"{s[:3]}-{c}" for s, c in ALL_CASES])
+def test_bad_input_is_one_line_exit_2_and_damages_nothing(script, case, finished_run,
+                                                          synthetic_mnist, tmp_path):
+    args, message = ALL_CASES[script, case]
     images, _ = synthetic_digits(256)
     places = {
         "tmp": tmp_path,
@@ -75,7 +85,7 @@ def test_bad_input_is_one_line_exit_2_and_damages_nothing(case, finished_run, sy
     for flag, value in defaults.items():
         if flag not in args:
             args += [flag, value]
-    result = run_script(SCRIPT, *args, "--fresh")
+    result = run_script(script, *args, "--fresh")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -87,17 +97,21 @@ def test_bad_input_is_one_line_exit_2_and_damages_nothing(case, finished_run, sy
 
 
 def test_data_dir_from_the_environment(synthetic_mnist, tmp_path):
-    result = run_script(SCRIPT, "--out", tmp_path / "run", "--batch-size", "999",
+    result = run_script(VAE, "--out", tmp_path / "run", "--batch-size", "999",
                         env={"MNIST_DATA_DIR": str(synthetic_mnist)})
     assert result.returncode == 2
     assert "larger than the training set (256 images)" in result.stderr  # it read that dir
     assert not (tmp_path / "run").exists()  # nothing created for a failed start
 
 
-def test_help_lists_the_report_defaults():
-    result = run_script(SCRIPT, "--help")
+@pytest.mark.parametrize("script, defaults", [
+    (GAN, ("(default: 2000)", "(default: 256)", "--noise-dim NOISE_DIM")),
+    (VAE, ("(default: 1000)", "(default: 32)", "--latent-dim LATENT_DIM", "(default: mc)",
+           "(default: static)")),
+])
+def test_help_lists_the_report_defaults(script, defaults):
+    result = run_script(script, "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for expected in ("--epochs EPOCHS total epochs", "(default: 2000)", "(default: 256)",
-                     "(default: 0.0001)", "--fresh"):
+    for expected in ("--epochs EPOCHS total epochs", "(default: 0.0001)", "--fresh", *defaults):
         assert expected in text

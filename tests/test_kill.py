@@ -5,7 +5,8 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
+import pytest
+from conftest import ROOT, write_mnist
 from PIL import Image
 
 
@@ -17,11 +18,17 @@ def _epochs_done(out):
         return []
 
 
-def test_sigkill_mid_epoch_then_resume(synthetic_mnist, tmp_path):
+# Training images per script, at batch 8: an epoch of about a second on two
+# CPU cores, long enough to be killed in the middle of one.
+SIZES = {"gan_keras/train.py": 256, "vae_keras/train.py": 2048}
+
+
+@pytest.mark.parametrize("script", SIZES)
+def test_sigkill_mid_epoch_then_resume(script, tmp_path):
+    data_dir = write_mnist(tmp_path / "data", n_train=SIZES[script])
     out = tmp_path / "run"
-    # batch 8: 32 steps an epoch, long enough to be killed in the middle of one
-    command = [sys.executable, "gan_keras/train.py", "--data-dir", str(synthetic_mnist),
-               "--out", str(out), "--epochs", "5", "--batch-size", "8", "--seed", "2"]
+    command = [sys.executable, script, "--data-dir", str(data_dir), "--out", str(out),
+               "--epochs", "5", "--batch-size", "8", "--seed", "2"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 300
@@ -45,7 +52,10 @@ def test_sigkill_mid_epoch_then_resume(synthetic_mnist, tmp_path):
     assert indexes == ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]
     pictures = sorted((out / "images").iterdir())
     assert [p.name for p in pictures] == [f"image_at_epoch_{e:04d}.png" for e in range(1, 6)]
-    for path in [*pictures, out / "progress.gif", out / "losses.png", out / "timing.png"]:
+    figures = [out / "progress.gif", out / "losses.png", out / "timing.png"]
+    if script.startswith("vae"):
+        figures += [out / "latent_manifold.png", out / "latent_scatter.png"]
+    for path in [*pictures, *figures]:
         with Image.open(path) as image:
             image.load()  # decodes the whole file
     assert not list(out.rglob(".*.tmp-*"))

@@ -1,0 +1,1 @@
+"""The VAEs of the reports, trained by vae_keras/train.py."""

@@ -1,0 +1,37 @@
+"""The convolutional VAE of report 000 (SPEC.md "conv VAE"): the TensorFlow
+CVAE tutorial's encoder and decoder, a 2-D latent space by default, trained
+on binarized MNIST with Adam(1e-4) and batch 32."""
+from keras import layers
+import keras
+
+from vae_keras.vae import VariationalAutoencoder
+
+
+def make_encoder(latent_dim=2):
+    """28x28x1 image -> [mean, log-variance] of q(z|x), 2 * latent_dim values."""
+    return keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, strides=2, activation="relu"),
+        layers.Conv2D(64, 3, strides=2, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(2 * latent_dim),
+    ], name="encoder")
+
+
+def make_decoder(latent_dim=2):
+    """z -> 28x28x1 Bernoulli logits."""
+    return keras.Sequential([
+        layers.Input((latent_dim,)),
+        layers.Dense(7 * 7 * 32, activation="relu"),
+        layers.Reshape((7, 7, 32)),
+        layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu"),
+        layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
+        layers.Conv2DTranspose(1, 3, strides=1, padding="same"),
+    ], name="decoder")
+
+
+class ConvVAE(VariationalAutoencoder):
+    name = "conv_vae"
+
+    def __init__(self, data, latent_dim=2, **kwargs):
+        super().__init__(make_encoder(latent_dim), make_decoder(latent_dim), data, **kwargs)
