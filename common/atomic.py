@@ -3,6 +3,7 @@ file, never a half-written one: write a temporary file beside it, then
 rename it over the target (an atomic step on POSIX file systems)."""
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -21,3 +22,9 @@ def atomic_write(path, mode="wb"):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(directory):
+    """Raise OSError unless a file can be created in `directory` (a
+    temporary one, removed at once)."""
+    tempfile.TemporaryFile(dir=directory).close()

@@ -10,7 +10,7 @@ import random
 import sys
 from importlib import metadata
 
-from common import data
+from common import data, runs
 from common.errors import UsageError
 from common.rundir import RunDir
 
@@ -49,6 +49,7 @@ def _number(convert, valid, expected):
 
 
 positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
 seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
@@ -82,8 +83,16 @@ def make_parser(description, *, models, epochs, batch_size):
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
         help="checkpoint every K epochs (and always at the last); the last 3 are kept")
-    add("--eval-every", type=positive_int, default=1,
-        help="evaluate on the test set every K epochs (and always at the last)")
+    add("--metrics-every", type=non_negative_int, default=10,
+        help="score 'metrics-samples' generated images (Frechet and kernel distance, "
+             "classifier score, coverage, precision, recall) into metrics.csv every K epochs "
+             "and at the last; 0: never")
+    add("--metrics-samples", type=positive_int, default=10_000,
+        help="generated images per metrics evaluation, scored against as many test images")
+    add("--classifier-dir", default=None,
+        help="where the evaluation classifier is cached (default: 'classifier' beside the "
+             "run directory, so outputs/classifier)")
+    parser.set_defaults(eval_every=1)  # a model with its own evaluation adds --eval-every
     return parser
 
 
@@ -99,7 +108,8 @@ def main(parser, build, argv=None):
         args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
     try:
         run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh)
-        dataset = data.load(args.dataset, args.data_dir, args.train_size)
+        everything = data.load(args.dataset, args.data_dir)
+        dataset = everything.first(args.train_size) if args.train_size else everything
         if args.batch_size > len(dataset.train_images):
             raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                              f"({len(dataset.train_images)} images)")
@@ -111,6 +121,14 @@ def main(parser, build, argv=None):
     from common import training  # TensorFlow starts here
     import keras
 
+    evaluator = None
+    if args.metrics_every:  # first: training the classifier reseeds Keras
+        from common import classifier
+        from common.evaluate import Evaluator
+
+        trained = classifier.load_or_train(everything, runs.classifier_dir(run.path,
+                                                                           args.classifier_dir))
+        evaluator = Evaluator(trained, everything, args.metrics_samples)
     keras.utils.set_random_seed(args.seed)
     model = build(args, dataset)
     device = training.describe_device()
@@ -124,7 +142,8 @@ def main(parser, build, argv=None):
     try:
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,
-                       checkpoint_every=args.checkpoint_every, eval_every=args.eval_every)
+                       checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                       evaluator=evaluator, metrics_every=args.metrics_every)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)

@@ -38,11 +38,18 @@ class Data:
     test_images: np.ndarray
     test_labels: np.ndarray
 
+    def first(self, train_size):
+        """The same data with only the first `train_size` training images."""
+        if train_size > len(self.train_images):
+            raise UsageError(f"--train-size {train_size} is more than the "
+                             f"{len(self.train_images)} training images in {self.source}")
+        return dataclasses.replace(self, train_images=self.train_images[:train_size],
+                                   train_labels=self.train_labels[:train_size])
 
-def load(name="mnist", data_dir=None, train_size=None):
+
+def load(name="mnist", data_dir=None):
     """Read `name` from `data_dir` (IDX files or `<name>.npz`), or from
-    tensorflow-datasets when `data_dir` is None; keep the first `train_size`
-    training images when given."""
+    tensorflow-datasets when `data_dir` is None."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if data_dir is None:
@@ -50,11 +57,6 @@ def load(name="mnist", data_dir=None, train_size=None):
     else:
         splits, source = _from_dir(Path(data_dir), name)
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
-    if train_size is not None:
-        if train_size > len(train_x):
-            raise UsageError(f"--train-size {train_size} is more than the {len(train_x)} "
-                             f"training images in {source}")
-        train_x, train_y = train_x[:train_size], train_y[:train_size]
     return Data(name, source, train_x, train_y, test_x, test_y)
 
 

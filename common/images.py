@@ -78,7 +78,7 @@ def plot_history(history, panels, path):
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("epoch")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_timing(history, path):
@@ -95,7 +95,7 @@ def plot_timing(history, path):
     ax.set_ylim(bottom=0)
     ax.legend()
     ax.grid(alpha=0.3)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_latent_scatter(codes, labels, path):
@@ -108,7 +108,7 @@ def plot_latent_scatter(codes, labels, path):
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     ax.set_title("test images: mean of q(z|x)")
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def _series(history, column):
@@ -117,6 +117,6 @@ def _series(history, column):
     return [e for e, _ in points], [v for _, v in points]
 
 
-def _save_figure(figure, path):
+def save_figure(figure, path):
     with atomic_write(path) as f:
         figure.savefig(f, format="png", dpi=100)

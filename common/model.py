@@ -5,6 +5,7 @@ A model file holds its networks, its train step and its picture, nothing
 else: the loop owns the data pipeline, epochs, timing, history, checkpoints,
 resume, TensorBoard and the files of the run."""
 import abc
+import math
 
 
 class GenerativeModel(abc.ABC):
@@ -40,9 +41,24 @@ class GenerativeModel(abc.ABC):
         """The per-epoch picture, a uint8 array [height, width]: a
         deterministic function of the weights (fixed noise, fixed digits)."""
 
+    @abc.abstractmethod
+    def sample(self, n, seed=0):
+        """n generated images, float32 [n, 28, 28] in [0, 1]: a deterministic
+        function of the weights and `seed` (for the metrics and for export)."""
+
     def evaluate(self):
         """{eval metric name: float}, computed every --eval-every epochs."""
         return {}
+
+    def likelihood(self, images, iw_samples, seed=0):
+        """Bounds on the test-set log-likelihood of the first `images` test
+        images, {name: nats per image}, for models that define one."""
+        return {}
+
+    def parameter_count(self):
+        """Weights of all the networks, trainable or not, as Keras's
+        count_params() counts them, but for subclassed models too."""
+        return sum(math.prod(w.shape) for net in self.networks.values() for w in net.weights)
 
     def figures(self, directory):
         """Write the model's own end-of-run figures into `directory`."""

@@ -8,22 +8,23 @@ import io
 import json
 import math
 import shutil
-import tempfile
 from pathlib import Path
 
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_writable
 from common.errors import UsageError
 
 # Arguments that may change between a run and its resumption: how long to
 # train, how often to write, where things are. Every other argument defines
 # the run, and a command that differs in one of them is refused.
 RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
-                         "checkpoint_every", "eval_every"})
+                         "checkpoint_every", "eval_every", "metrics_every", "metrics_samples",
+                         "classifier_dir"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.
-OWNED = ("config.json", "history.csv", "images", "checkpoints", "logs",
-         "progress.gif", "losses.png", "timing.png")
+OWNED = ("config.json", "history.csv", "metrics.csv", "evaluation.json", "images",
+         "checkpoints", "logs", "progress.gif", "losses.png", "timing.png",
+         "latent_manifold.png", "latent_scatter.png")
 
 
 class RunDir:
@@ -32,7 +33,6 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path)
         self.config_file = self.path / "config.json"
-        self.history_file = self.path / "history.csv"
         self.images = self.path / "images"
         self.checkpoints = self.path / "checkpoints"
         self.logs = self.path / "logs"
@@ -68,7 +68,7 @@ class RunDir:
         if not existing.is_dir():
             raise UsageError(f"cannot create --out {self.path}: {existing} is a file")
         try:
-            tempfile.TemporaryFile(dir=existing).close()
+            check_writable(existing)
         except OSError as error:
             raise UsageError(f"cannot write to --out {self.path}: "
                              f"{error.strerror or error}") from None
@@ -101,24 +101,25 @@ class RunDir:
     def image_path(self, epoch):
         return self.images / f"image_at_epoch_{epoch:04d}.png"
 
-    def read_history(self):
-        """The rows of history.csv as dicts of floats (epoch as int); a blank
-        cell (a value not measured that epoch) reads as NaN."""
-        if not self.history_file.exists():
+    def read_table(self, name):
+        """The rows of `name`.csv (history, metrics) as dicts of floats (epoch
+        as int); a blank cell, a value not measured that epoch, reads as NaN."""
+        path = self.path / f"{name}.csv"
+        if not path.exists():
             return []
-        with open(self.history_file, newline="") as f:
+        with open(path, newline="") as f:
             return [{key: int(value) if key == "epoch" else _float(value)
                      for key, value in row.items()} for row in csv.DictReader(f)]
 
-    def write_history(self, rows, columns):
-        """Rewrite history.csv with `rows`: small enough to rewrite whole each
+    def write_table(self, name, rows, columns):
+        """Rewrite `name`.csv with `rows`: small enough to rewrite whole each
         epoch, which keeps it whole however the process ends."""
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_format(row.get(column)) for column in columns])
-        with atomic_write(self.history_file, "w") as f:
+        with atomic_write(self.path / f"{name}.csv", "w") as f:
             f.write(text.getvalue())
 
 

@@ -44,21 +44,22 @@ def batches(data, prepare, batch_size, seed):
 
 
 def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoint_every=1,
-          eval_every=1):
+          eval_every=1, evaluator=None, metrics_every=0):
     """Train `model` up to epoch `epochs`, resuming from the run's latest
     checkpoint. Each epoch appends a row to history.csv (written before the
     checkpoint, and trimmed back to it on resume, so it holds every epoch
-    exactly once), logs to TensorBoard, and writes the picture every
-    `save_every` epochs; the last epoch always writes everything."""
-    checkpoint = _checkpoint(model)
-    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=KEEP_CHECKPOINTS)
-    start = 0
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        start = int(checkpoint.epoch)
+    exactly once), logs to TensorBoard, writes the picture every
+    `save_every` epochs, the model's evaluation every `eval_every`, and the
+    `evaluator`'s sample-quality metrics to metrics.csv every
+    `metrics_every` (their time is not part of the epoch's seconds); the last
+    epoch always does everything."""
+    checkpoint, manager = _checkpoint(model, run)
+    start = _restore(checkpoint, manager)
+    if start:
         print(f"Resuming {run.path} from its checkpoint after epoch {start} "
               f"(training to epoch {epochs})", flush=True)
-    history = [row for row in run.read_history() if row["epoch"] <= start]
+    history = [row for row in run.read_table("history") if row["epoch"] <= start]
+    scores = [row for row in run.read_table("metrics") if row["epoch"] <= start]
     columns = ("epoch", "seconds", "images_per_sec", *model.metrics, *model.eval_metrics)
     epoch_batches = batches(data, model.prepare, batch_size, seed)
     steps = math.ceil(len(data.train_images) / batch_size)
@@ -78,12 +79,15 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         row["seconds"] = time.perf_counter() - began
         row["images_per_sec"] = len(data.train_images) / row["seconds"]
         history.append(row)
-        run.write_history(history, columns)
+        run.write_table("history", history, columns)
         _log(writer, row, picture)
         print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
               f"({row['images_per_sec']:.0f} images/sec)  "
               + "  ".join(f"{name} {row[name]:.4f}" for name in columns[3:] if name in row),
               flush=True)
+        if evaluator is not None and (epoch % metrics_every == 0 or last):
+            scores.append(_score(evaluator, model, epoch, writer))
+            run.write_table("metrics", scores, evaluator.columns)
         if epoch % checkpoint_every == 0 or last:
             checkpoint.epoch.assign(epoch)
             manager.save(checkpoint_number=epoch)
@@ -92,15 +96,31 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         _finish(run, model, history)
 
 
-def _checkpoint(model):
-    """Everything a resumed run needs: networks, optimizers, RNG, epoch.
+def restore(model, run):
+    """Load the run's latest checkpoint into `model`; returns its epoch (0
+    when the run has none)."""
+    return _restore(*_checkpoint(model, run))
+
+
+def _checkpoint(model, run):
+    """Everything a resumed run needs (networks, optimizers, RNG, epoch),
+    and the manager of the run's checkpoints.
 
     Keras 3 does not track the seed-generator state of Dropout layers in the
     object graph; listing every network's variables as well saves it, so a
     resumed run draws the dropout masks it would have drawn."""
     variables = {f"{name}_variables": network.variables for name, network in model.networks.items()}
-    return tf.train.Checkpoint(epoch=tf.Variable(0, dtype=tf.int64), rng=model.rng,
-                               **model.networks, **model.optimizers, **variables)
+    checkpoint = tf.train.Checkpoint(epoch=tf.Variable(0, dtype=tf.int64), rng=model.rng,
+                                     **model.networks, **model.optimizers, **variables)
+    return checkpoint, tf.train.CheckpointManager(checkpoint, run.checkpoints,
+                                                  max_to_keep=KEEP_CHECKPOINTS)
+
+
+def _restore(checkpoint, manager):
+    if not manager.latest_checkpoint:
+        return 0
+    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+    return int(checkpoint.epoch)
 
 
 def _run_epoch(step, dataset, steps):
@@ -115,8 +135,19 @@ def _run_epoch(step, dataset, steps):
     return {name: float(tf.reduce_mean([out[name] for out in outputs])) for name in outputs[0]}
 
 
-def _log(writer, row, picture):
-    """The history row (and picture) as TensorBoard summaries at step = epoch."""
+def _score(evaluator, model, epoch, writer):
+    """The evaluator's metrics of the model now, logged and printed."""
+    began = time.perf_counter()
+    score = {"epoch": epoch, **evaluator.score(model)}
+    score["seconds"] = time.perf_counter() - began
+    _log(writer, {"epoch": epoch, **{f"metrics/{k}": v for k, v in score.items() if k != "epoch"}})
+    print(f"Metrics at epoch {epoch} ({score['seconds']:.1f} sec)  "
+          + "  ".join(f"{name} {score[name]:.4g}" for name in evaluator.columns[3:]), flush=True)
+    return score
+
+
+def _log(writer, row, picture=None):
+    """A table's row (and picture) as TensorBoard summaries at step = epoch."""
     with writer.as_default(step=row["epoch"]):
         for name, value in row.items():
             if name != "epoch":

@@ -89,6 +89,11 @@ class DCGAN(GenerativeModel):
                 "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
                 "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
+    def sample(self, n, seed=0, batch=1000):
+        noise = tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])
+        fakes = [self.generator(noise[i:i + batch], training=False) for i in range(0, n, batch)]
+        return tf.concat(fakes, axis=0).numpy()[..., 0] * 0.5 + 0.5
+
     def images(self):
         """4x4 grid of the generator's images for the fixed noise batch."""
         fake = self.generator(self.picture_noise, training=False)

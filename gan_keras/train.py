@@ -13,9 +13,11 @@ if not __package__:  # run as a script: make the repository's packages importabl
 
 from common import cli  # noqa: E402  (after the path is set)
 
+MODELS = ("dcgan",)  # the --model choices; common/runs.py finds a run's script by them
+
 
 def make_parser():
-    parser = cli.make_parser(__doc__, models=("dcgan",), epochs=2000, batch_size=256)
+    parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256)
     parser.add_argument("--noise-dim", type=cli.positive_int, default=100,
                         help="size of the generator's input noise")
     parser.add_argument("--lr", type=cli.positive_float, default=1e-4,

@@ -46,11 +46,14 @@ CASES = {
     "wrong magic": (["--data-dir", "{magic}"], "magic number 0x00000801, expected 0x00000803"),
     "out is a file": (["--out", "{tmp}/file"], "--out .*file is a file, not a directory"),
     "out under a file": (["--out", "{tmp}/file/run"], "cannot create --out .*file is a file"),
-    "eval every 0": (["--eval-every", "0"], "argument --eval-every: expected a whole number"),
+    "metrics every -1": (["--metrics-every", "-1"],
+                         "argument --metrics-every: expected a whole number >= 0, got -1"),
 }
 OWN_CASES = {  # each script's own arguments
-    GAN: {"noise 0": (["--noise-dim", "0"], "argument --noise-dim: expected a whole number")},
+    GAN: {"noise 0": (["--noise-dim", "0"], "argument --noise-dim: expected a whole number"),
+          "no own evaluation": (["--eval-every", "2"], "unrecognized arguments: --eval-every")},
     VAE: {"latent 0": (["--latent-dim", "0"], "argument --latent-dim: expected a whole number"),
+          "eval every 0": (["--eval-every", "0"], "argument --eval-every: expected a whole number"),
           "kl": (["--kl", "exact"], "argument --kl: invalid choice: 'exact'"),
           "binarize": (["--binarize", "0.5"], "argument --binarize: invalid choice: '0.5'"),
           "gan model": (["--model", "dcgan"], "argument --model: invalid choice: 'dcgan'")},

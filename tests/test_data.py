@@ -23,11 +23,11 @@ def test_idx_gz_and_raw_read_the_same_arrays(tmp_path):
 
 
 def test_train_size_keeps_the_first_images(synthetic_mnist):
-    subset = data.load("mnist", synthetic_mnist, train_size=10)
+    subset = data.load("mnist", synthetic_mnist).first(10)
     np.testing.assert_array_equal(subset.train_images, synthetic_digits(256, 0)[0][:10])
     assert len(subset.test_images) == 64  # the test split is never cut
     with pytest.raises(UsageError, match="--train-size 257 is more than the 256"):
-        data.load("mnist", synthetic_mnist, train_size=257)
+        data.load("mnist", synthetic_mnist).first(257)
 
 
 def test_keras_npz(tmp_path):
@@ -135,7 +135,7 @@ def test_tensorflow_datasets_path_reads_what_the_builder_prepared(tmp_path, monk
 def test_tensorflow_datasets_mock_for_fashion_mnist():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=30):
-        loaded = data.load("fashion_mnist", train_size=20)
+        loaded = data.load("fashion_mnist").first(20)
     assert loaded.source == "tensorflow-datasets:fashion_mnist"
     assert loaded.train_images.shape == (20, 28, 28) and loaded.train_labels.max() <= 9
     assert loaded.test_images.shape == (30, 28, 28)

@@ -26,38 +26,40 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert target.read_text() == "new\n"
 
 
-def _run(tmp_path, **args):
-    base = {"model": "dcgan", "batch_size": 256, "seed": 1, "epochs": 10}
-    return {**base, **args}
+def _args(**changes):
+    return {"model": "dcgan", "batch_size": 256, "seed": 1, "epochs": 10, **changes}
 
 
 def test_run_directory_refuses_another_run_unless_fresh(tmp_path):
     out = tmp_path / "run"
-    run, stored = RunDir.open(out, "dcgan", _run(tmp_path))
+    run, stored = RunDir.open(out, "dcgan", _args())
     assert stored is None and not out.exists()  # open() writes nothing
-    run.start({"model": "dcgan", "args": _run(tmp_path)})
+    run.start({"model": "dcgan", "args": _args()})
     assert json.loads((out / "config.json").read_text())["args"]["batch_size"] == 256
 
     # run-control arguments may change; an unset seed inherits the stored one
-    _, stored = RunDir.open(out, "dcgan", _run(tmp_path, epochs=20, seed=None))
+    _, stored = RunDir.open(out, "dcgan", _args(epochs=20, seed=None))
     assert stored["args"]["seed"] == 1
     with pytest.raises(UsageError, match="--batch-size 256 there, 128 here"):
-        RunDir.open(out, "dcgan", _run(tmp_path, batch_size=128))
+        RunDir.open(out, "dcgan", _args(batch_size=128))
     with pytest.raises(UsageError, match="--seed 1 there, 2 here"):
-        RunDir.open(out, "dcgan", _run(tmp_path, seed=2))
+        RunDir.open(out, "dcgan", _args(seed=2))
     with pytest.raises(UsageError, match="model 'dcgan', not 'conv_vae'"):
-        RunDir.open(out, "conv_vae", _run(tmp_path, model="conv_vae"))
-    _, stored = RunDir.open(out, "conv_vae", _run(tmp_path, model="conv_vae"), fresh=True)
+        RunDir.open(out, "conv_vae", _args(model="conv_vae"))
+    _, stored = RunDir.open(out, "conv_vae", _args(model="conv_vae"), fresh=True)
     assert stored is None
 
 
 def test_fresh_removes_only_what_the_program_wrote(tmp_path):
     run, _ = RunDir.open(tmp_path, "dcgan", {})
     run.start({"model": "dcgan", "args": {}})
-    run.write_history([{"epoch": 1, "seconds": 1.5}], ("epoch", "seconds"))
+    run.write_table("history", [{"epoch": 1, "seconds": 1.5}], ("epoch", "seconds"))
+    (tmp_path / "latent_scatter.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("mine")
     run.start({"model": "dcgan", "args": {}}, fresh=True)
-    assert not run.history_file.exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "history.csv").exists()
+    assert not (tmp_path / "latent_scatter.png").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_a_non_empty_directory_without_a_run_is_refused(tmp_path):
@@ -77,10 +79,10 @@ def test_unwritable_out(tmp_path):
 def test_history_round_trip_with_unmeasured_cells(tmp_path):
     run = RunDir(tmp_path)
     rows = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "test_elbo": -150.0}]
-    run.write_history(rows, ("epoch", "loss", "test_elbo"))
-    assert run.history_file.read_text().splitlines() == [
+    run.write_table("metrics", rows, ("epoch", "loss", "test_elbo"))
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == [
         "epoch,loss,test_elbo", "1,0.5,", "2,0.25,-150"]
-    back = run.read_history()
+    back = run.read_table("metrics")
     assert back[1] == {"epoch": 2, "loss": 0.25, "test_elbo": -150.0}
     assert math.isnan(back[0]["test_elbo"])
 

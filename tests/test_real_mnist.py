@@ -21,7 +21,7 @@ def test_one_epoch_on_2000_real_digits_separates_real_from_fake(real_mnist, tmp_
     import keras
 
     keras.utils.set_random_seed(1)
-    mnist = data.load("mnist", real_mnist, train_size=2048)
+    mnist = data.load("mnist", real_mnist).first(2048)
     model = DCGAN(seed=1)
     run, _ = RunDir.open(tmp_path, "dcgan", {})
     run.start({"model": "dcgan"})

@@ -45,8 +45,7 @@ def test_two_epoch_run_writes_every_output(synthetic_mnist, tmp_path, capsys):
         assert np.isfinite([float(r[c]) for c in LOSSES]).all()
 
     config = json.loads((out / "config.json").read_text())
-    parser_arguments = {a.dest for a in train.make_parser()._actions if a.dest != "help"}
-    assert set(config["args"]) == parser_arguments
+    assert set(config["args"]) == set(vars(train.make_parser().parse_args([])))
     assert config["args"]["seed"] == 3 and config["model"] == "dcgan"
     assert config["versions"]["tensorflow"].startswith("2.")
     assert config["device"].startswith("CPU") and config["data"] == str(synthetic_mnist)
@@ -62,6 +61,11 @@ def test_two_epoch_run_writes_every_output(synthetic_mnist, tmp_path, capsys):
     assert {p.name for p in (out / "checkpoints").iterdir()} >= {
         "checkpoint", "ckpt-1.index", "ckpt-2.index"}
     assert not list(out.rglob(".*.tmp-*"))  # no temporary file left behind
+    # --metrics-every 10 by default: scored at the last epoch only, the
+    # evaluation classifier trained once beside the run
+    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()] == [
+        "epoch", "2"]
+    assert len(list((tmp_path / "classifier").glob("mnist-*/classifier.weights.h5"))) == 1
 
 
 def test_tensorboard_reads_the_logged_scalars_and_pictures(synthetic_mnist, tmp_path):

@@ -13,15 +13,20 @@ if not __package__:  # run as a script: make the repository's packages importabl
 
 from common import cli  # noqa: E402  (after the path is set)
 
+MODELS = ("conv_vae",)  # the --model choices; common/runs.py finds a run's script by them
+
 
 def make_parser():
-    parser = cli.make_parser(__doc__, models=("conv_vae",), epochs=1000, batch_size=32)
+    parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32)
     parser.add_argument("--latent-dim", type=cli.positive_int, default=2,
                         help="size of the latent space (2 draws the latent figures)")
     parser.add_argument("--lr", type=cli.positive_float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--kl", choices=("mc", "analytic"), default="mc",
                         help="KL term of the ELBO: one-sample Monte Carlo (the tutorial's) or "
                              "closed form")
+    parser.add_argument("--eval-every", type=cli.positive_int, default=1,
+                        help="the whole test set's ELBO into history.csv every K epochs (and "
+                             "at the last)")
     parser.add_argument("--binarize", choices=("static", "dynamic"), default="static",
                         help="static: pixels thresholded at 0.5 once (the tutorial's); dynamic: "
                              "a fresh Bernoulli draw of every pixel at every step")

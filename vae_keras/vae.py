@@ -123,6 +123,44 @@ class VariationalAutoencoder(GenerativeModel):
                     for i in range(0, len(self.test_images), EVAL_BATCH))
         return {"test_elbo": total / len(self.test_images)}
 
+    def sample(self, n, seed=0):
+        """Decoder means p (not Bernoulli draws, which are salt-and-pepper
+        noise) for z from the prior."""
+        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
+        return np.concatenate([tf.sigmoid(self.vae.decoder(z[i:i + EVAL_BATCH])).numpy()[..., 0]
+                               for i in range(0, n, EVAL_BATCH)])
+
+    def likelihood(self, images, iw_samples, seed=0, batch=10, chunk=100):
+        """On the first `images` test images: their ELBO (as in `evaluate`)
+        and the importance-weighted bound of Burda et al. 2015 (eq. 8),
+        log p(x) >= log 1/K sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), whose
+        negative estimates the negative log-likelihood; K = `iw_samples`,
+        drawn `chunk` at a time for `batch` images at once."""
+        x, eps = self.test_images[:images], self.test_eps[:images]
+        elbo_sum = sum(float(self._elbo_sum(x[i:i + EVAL_BATCH], eps[i:i + EVAL_BATCH]))
+                       for i in range(0, len(x), EVAL_BATCH))
+        rng = tf.random.Generator.from_seed(seed)
+        bounds = []
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch]
+            log_w = tf.concat([self._log_weights(xb, rng.normal([min(chunk, iw_samples - k),
+                                                                  len(xb), self.latent_dim]))
+                               for k in range(0, iw_samples, chunk)], axis=0)
+            bounds.append(tf.reduce_logsumexp(log_w, axis=0) - np.log(iw_samples))
+        return {"test_elbo": elbo_sum / len(x),
+                "nll_iw": -float(tf.reduce_mean(tf.concat(bounds, axis=0)))}
+
+    @tf.function(reduce_retracing=True)
+    def _log_weights(self, x, eps):
+        """log p(x, z) - log q(z|x) for z = mean + sigma * eps, eps [k, b, d]."""
+        mean, logvar = self.vae.encode(x)
+        z = mean + tf.exp(0.5 * logvar) * eps  # [k, b, d]
+        k, b = tf.shape(eps)[0], tf.shape(eps)[1]
+        logits = self.vae.decoder(tf.reshape(z, [-1, self.latent_dim]))
+        repeated = tf.reshape(tf.tile(x[None], [k, 1, 1, 1, 1]), tf.shape(logits))
+        log_px = tf.reshape(elbo.bernoulli_log_likelihood(repeated, logits), [k, b])
+        return log_px + elbo.log_normal_pdf(z, 0.0, 0.0) - elbo.log_normal_pdf(z, mean, logvar)
+
     def images(self):
         """Report 000's panel: 10 test digits and their decodings (z drawn
         from q(z|x)), then 10 decodings of prior samples; each as a Bernoulli

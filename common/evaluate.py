@@ -1,0 +1,154 @@
+"""Sample quality and likelihood of a trained run, in numbers.
+
+    python -m common.evaluate RUN_DIR [--samples 10000] [--iw-samples 1000]
+
+scores the run's latest checkpoint: N generated images against the N first
+test images in the evaluation classifier's feature space (Frechet distance,
+kernel distance, classifier score, class coverage, precision and recall),
+each beside its real-vs-real floor (N training images against the same test
+images), and, for a VAE, the test-set ELBO and the importance-weighted
+bound on the negative log-likelihood. It prints a table and writes it to
+RUN_DIR/evaluation.json; the training scripts use the same Evaluator for
+metrics.csv."""
+import json
+import sys
+
+from common import metrics, runs
+from common.atomic import atomic_write
+from common.cli import Parser, non_negative_int, positive_int
+from common.errors import UsageError
+
+METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
+           "recall")
+LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)", "kid_se": "  its standard error",
+          "classifier_score": "classifier score", "coverage": "classes covered (>= 1%)",
+          "label_kl": "label KL from uniform", "precision": "precision (k=3)",
+          "recall": "recall (k=3)"}
+SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
+
+
+class Evaluator:
+    """Scores generated images against the test set in the feature space of
+    the evaluation classifier (common/classifier.py)."""
+
+    columns = ("epoch", "seconds", "samples", *METRICS)  # of metrics.csv
+
+    def __init__(self, classifier, data, samples=10_000):
+        self.classifier = classifier
+        self.n = min(samples, len(data.test_images))  # equal sizes: FD's bias depends on it
+        self.real = classifier.features_and_probabilities(data.test_images[:self.n])
+
+    def score(self, model):
+        """The metrics of the model's samples (see `compare`)."""
+        return {"samples": self.n, **self.compare(model.sample(self.n, SAMPLE_SEED))}
+
+    def compare(self, images):
+        """The metrics of `images` (uint8, or floats in [0, 1]) against the
+        test images."""
+        features, probabilities = self.classifier.features_and_probabilities(images[:self.n])
+        real_features, _ = self.real
+        kid, kid_se = metrics.kernel_distance(real_features, features)
+        precision, recall = metrics.precision_recall(real_features, features)
+        return {"fd": metrics.frechet_distance(real_features, features),
+                "kid": kid, "kid_se": kid_se,
+                "classifier_score": metrics.classifier_score(probabilities),
+                "coverage": metrics.class_coverage(probabilities),
+                "label_kl": metrics.label_kl_from_uniform(probabilities),
+                "precision": precision, "recall": recall}
+
+    def floor(self, data):
+        """The same metrics for real training images: the best a model can
+        expect at this sample size."""
+        return self.compare(data.train_images[:self.n])
+
+
+def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_dir=None,
+                 classifier_dir=None):
+    """Score the run at `path`; the result (also written to
+    RUN_DIR/evaluation.json) is reused while the checkpoint and settings are
+    the same."""
+    from common import classifier  # TensorFlow
+
+    loaded = runs.open_run(path, data_dir)
+    iw_images = min(iw_images or len(loaded.data.test_images), len(loaded.data.test_images))
+    trained = classifier.load_or_train(loaded.data, runs.classifier_dir(path, classifier_dir))
+    settings = {"epoch": loaded.epoch, "samples": min(samples, len(loaded.data.test_images)),
+                "iw_samples": iw_samples, "iw_images": iw_images,
+                "classifier": trained.info["key"]}
+    cache = loaded.run.path / "evaluation.json"
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("settings") == settings:
+            return stored
+    evaluator = Evaluator(trained, loaded.data, samples)
+    result = {"model": loaded.config["model"], "settings": settings,
+              "parameters": loaded.model.parameter_count(),
+              "metrics": evaluator.score(loaded.model), "floor": evaluator.floor(loaded.data),
+              "real_classifier_score": metrics.classifier_score(evaluator.real[1]),
+              "classifier_accuracy": trained.info["test_accuracy"],
+              "likelihood": loaded.model.likelihood(iw_images, iw_samples) if iw_samples else {}}
+    with atomic_write(cache, "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def table(result):
+    """The evaluation as aligned text lines."""
+    s = result["settings"]
+    lines = [f"{result['model']} at epoch {s['epoch']}: {s['samples']} samples against "
+             f"{s['samples']} test images (classifier accuracy "
+             f"{result['classifier_accuracy']:.4f}, real test images' classifier score "
+             f"{result['real_classifier_score']:.2f})",
+             f"{'metric':28} {'model':>12} {'real floor':>12}"]
+    for name in METRICS:
+        lines.append(f"{LABELS[name]:28} {result['metrics'][name]:12.4g} "
+                     f"{result['floor'][name]:12.4g}")
+    likelihood = result["likelihood"]
+    if likelihood:
+        lines.append(f"{'test-set ELBO (nats)':28} {likelihood['test_elbo']:12.2f}")
+        lines.append(f"{'NLL, IW bound (nats)':28} {likelihood['nll_iw']:12.2f}   "
+                     f"(K = {s['iw_samples']}, {s['iw_images']} test images)")
+    return lines
+
+
+def add_options(parser):
+    """The evaluation's settings, shared with common.compare."""
+    add = parser.add_argument
+    add("--samples", type=positive_int, default=10_000,
+        help="generated images to score (at most the test set's size)")
+    add("--iw-samples", type=non_negative_int, default=1000,
+        help="importance samples per test image for a VAE's likelihood bound (0: skip it; "
+             "1000 on all 10,000 test images takes about 15 minutes on a 2-core CPU, "
+             "seconds on a GPU)")
+    add("--iw-images", type=positive_int, default=None,
+        help="test images for the likelihood bound (default: all)")
+    add("--data-dir", default=None,
+        help="read the data from here instead of where the run read it")
+    add("--classifier-dir", default=None,
+        help="where the evaluation classifier is cached (default: 'classifier' beside the "
+             "run directory)")
+
+
+def options(args):
+    """The keyword arguments of evaluate_run from parsed `add_options`."""
+    return {"samples": args.samples, "iw_samples": args.iw_samples,
+            "iw_images": args.iw_images, "data_dir": args.data_dir,
+            "classifier_dir": args.classifier_dir}
+
+
+def main(argv=None):
+    parser = Parser(prog="python -m common.evaluate", description=__doc__)
+    parser.add_argument("run_dir", help="a run directory written by a train.py")
+    add_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        runs.check(args.run_dir)
+        result = evaluate_run(args.run_dir, **options(args))
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    print("\n".join(table(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

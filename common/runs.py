@@ -1,0 +1,71 @@
+"""Opening a run directory for the commands that read runs (evaluate,
+sample, compare): its model rebuilt from config.json by the train.py script
+that made it, with the latest checkpoint restored.
+
+`check` needs no TensorFlow, so a command can reject a bad RUN_DIR with one
+line before TensorFlow starts; `open_run` then loads it."""
+import argparse
+import dataclasses
+import importlib
+from pathlib import Path
+
+from common import data as data_module
+from common.errors import UsageError
+from common.rundir import RunDir
+
+# The train.py scripts: each lists its MODELS and builds one with build(args, data).
+SCRIPTS = ("gan_keras.train", "vae_keras.train")
+
+
+@dataclasses.dataclass
+class Run:
+    run: RunDir
+    config: dict
+    data: data_module.Data  # the whole data set, whatever --train-size the run used
+    model: object
+    epoch: int  # of the restored checkpoint
+
+
+def check(path):
+    """The run's config.json, or a UsageError saying why `path` is no run."""
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UsageError(f"{run.path} is not a directory")
+    config = run.read_config()
+    if config is None:
+        raise UsageError(f"{run.path} holds no run (no config.json)")
+    if not any(run.checkpoints.glob("*.index")):
+        raise UsageError(f"{run.path} has no checkpoint yet")
+    return config
+
+
+def script_for(model_name):
+    """The train.py module that builds `model_name`."""
+    for name in SCRIPTS:
+        module = importlib.import_module(name)
+        if model_name in module.MODELS:
+            return module
+    raise UsageError(f"no script builds a model called {model_name!r}")
+
+
+def open_run(path, data_dir=None):
+    """Rebuild the run's model and restore its latest checkpoint; read its
+    data from `data_dir`, else from where the run read it."""
+    config = check(path)
+    args = argparse.Namespace(**config["args"])
+    data = data_module.load(args.dataset, data_dir or args.data_dir)
+
+    import keras  # TensorFlow starts here, once the run and its data are found
+
+    from common import training
+
+    keras.utils.set_random_seed(args.seed)
+    model = script_for(config["model"]).build(args, data)
+    run = RunDir(path)
+    return Run(run, config, data, model, training.restore(model, run))
+
+
+def classifier_dir(run_path, given=None):
+    """Where the evaluation classifier is cached: `given`, else beside the
+    run directory (outputs/classifier for runs in outputs/)."""
+    return Path(given) if given else Path(run_path).parent / "classifier"

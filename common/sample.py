@@ -1,0 +1,59 @@
+"""Export a trained run's generated images for any outside tool.
+
+    python -m common.sample RUN_DIR --n 10000 --out FILE.npz
+
+writes `images` (uint8, n x 28 x 28, 0 = black) from the run's latest
+checkpoint, drawn from the noise of --seed, into a numpy .npz."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from common import runs
+from common.atomic import atomic_write, check_writable
+from common.cli import Parser, positive_int, seed
+from common.errors import UsageError
+
+
+def make_parser():
+    parser = Parser(prog="python -m common.sample", description=__doc__)
+    parser.add_argument("run_dir", help="a run directory written by a train.py")
+    parser.add_argument("--n", type=positive_int, default=10_000, help="how many images")
+    parser.add_argument("--out", required=True, help="the .npz file to write")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the generating noise")
+    parser.add_argument("--data-dir", default=None,
+                        help="read the data from here instead of where the run read it")
+    return parser
+
+
+def _check_out(out):
+    """Fail before the work if `out` cannot be written."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory")
+    try:
+        check_writable(out.parent)
+    except OSError as error:
+        raise UsageError(f"cannot write --out {out}: {error.strerror or error}") from None
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        if not args.out.endswith(".npz"):
+            raise UsageError(f"--out {args.out}: the file's name must end in .npz")
+        _check_out(Path(args.out))
+        runs.check(args.run_dir)
+        loaded = runs.open_run(args.run_dir, args.data_dir)
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    images = np.round(loaded.model.sample(args.n, args.seed) * 255).astype(np.uint8)
+    with atomic_write(args.out) as f:
+        np.savez_compressed(f, images=images)
+    print(f"Wrote {len(images)} images of {loaded.config['model']} at epoch {loaded.epoch} "
+          f"to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

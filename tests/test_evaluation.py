@@ -1,0 +1,185 @@
+"""The evaluation classifier, the Evaluator, metrics.csv during training,
+the likelihood bound, and the evaluate, sample and compare commands."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_script, tree_digest, write_mnist
+
+from common import classifier, data, evaluate, metrics
+from common.evaluate import METRICS, Evaluator
+from gan_keras import train as gan_train
+from vae_keras import train as vae_train
+from vae_keras.conv_vae import ConvVAE
+
+
+@pytest.fixture(scope="module")
+def runs_dir(synthetic_mnist, tmp_path_factory):
+    """A DCGAN run and a conv VAE run, 3 epochs each, scored every epoch,
+    with their classifier beside them."""
+    root = tmp_path_factory.mktemp("runs")
+    common = ["--data-dir", str(synthetic_mnist), "--epochs", "3", "--seed", "1",
+              "--metrics-every", "1"]
+    assert gan_train.main([*common, "--out", str(root / "dcgan"), "--batch-size", "64"]) == 0
+    assert vae_train.main([*common, "--out", str(root / "conv_vae")]) == 0
+    return root
+
+
+def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys):
+    mnist = data.load("mnist", synthetic_mnist)
+    first = classifier.load_or_train(mnist, tmp_path)
+    assert "Training the evaluation classifier" in capsys.readouterr().out
+    again = classifier.load_or_train(mnist, tmp_path)
+    assert capsys.readouterr().out == ""  # from the cache
+    assert again.info == first.info
+    f1, p1 = first.features_and_probabilities(mnist.test_images)
+    f2, p2 = again.features_and_probabilities(mnist.test_images)
+    assert f1.shape == (64, 128) and p1.shape == (64, 10)
+    np.testing.assert_allclose(f1, f2, rtol=1e-6)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, rtol=1e-6)
+    other = data.load("mnist", write_mnist(tmp_path / "other", seed=5))
+    assert classifier.load_or_train(other, tmp_path).info["key"] != first.info["key"]
+    assert len(list(tmp_path.glob("mnist-*"))) == 2
+
+
+def test_classifier_training_is_deterministic(synthetic_mnist, tmp_path):
+    mnist = data.load("mnist", synthetic_mnist)
+    a = classifier.load_or_train(mnist, tmp_path / "a")
+    b = classifier.load_or_train(mnist, tmp_path / "b")
+    np.testing.assert_array_equal(a.features_and_probabilities(mnist.test_images)[0],
+                                  b.features_and_probabilities(mnist.test_images)[0])
+
+
+def test_evaluator_scores_real_images_near_zero_and_a_model_far(synthetic_mnist, tmp_path):
+    mnist = data.load("mnist", synthetic_mnist)
+    evaluator = Evaluator(classifier.load_or_train(mnist, tmp_path), mnist)
+    assert evaluator.n == 64
+    itself = evaluator.compare(mnist.test_images)
+    assert itself["fd"] == pytest.approx(0.0, abs=1e-6)
+    assert itself["precision"] == itself["recall"] == 1.0
+    untrained = evaluator.score(ConvVAE(mnist, seed=0))
+    assert set(untrained) == {"samples", *METRICS} and untrained["samples"] == 64
+    assert untrained["fd"] > 10 * evaluator.floor(mnist)["fd"]  # measured: 23 times
+
+
+def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
+    mnist = data.load("mnist", synthetic_mnist)
+    model = ConvVAE(mnist, seed=0)
+    x = model.prepare(mnist.train_images[:64])
+    for _ in range(20):  # a little training, so that q(z|x) is not the prior
+        model.train_step((x, np.zeros(64, np.int32)))
+    bounds = model.likelihood(images=32, iw_samples=64)
+    assert -bounds["nll_iw"] >= bounds["test_elbo"]
+    single = model.likelihood(images=32, iw_samples=1)  # K = 1 is an ELBO estimate
+    assert single["nll_iw"] == pytest.approx(-single["test_elbo"], rel=0.02)
+
+
+def test_training_writes_metrics_csv_and_resume_trims_it(runs_dir, synthetic_mnist, tmp_path):
+    for name in ("dcgan", "conv_vae"):
+        rows = (runs_dir / name / "metrics.csv").read_text().splitlines()
+        assert rows[0] == ",".join(Evaluator.columns)
+        assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"]
+    out = tmp_path / "run"
+    shutil.copytree(runs_dir / "dcgan", out)
+    with open(out / "metrics.csv", "a") as f:  # as if killed before epoch 4's checkpoint
+        f.write("4,1,64,9,9,9,9,9,9,9,9\n")
+    assert gan_train.main(["--data-dir", str(synthetic_mnist), "--out", str(out), "--epochs",
+                           "4", "--batch-size", "64", "--metrics-every", "2",
+                           "--classifier-dir", str(runs_dir / "classifier")]) == 0
+    epochs = [row.split(",")[0] for row in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3", "4"]
+    assert "9,9,9" not in (out / "metrics.csv").read_text()
+
+
+def test_metrics_every_zero_scores_nothing(synthetic_mnist, tmp_path, capsys):
+    assert gan_train.main(["--data-dir", str(synthetic_mnist), "--out", str(tmp_path / "run"),
+                           "--epochs", "1", "--batch-size", "64", "--metrics-every", "0"]) == 0
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+    assert not (tmp_path / "classifier").exists()
+    assert "classifier" not in capsys.readouterr().out
+
+
+def test_evaluate_command(runs_dir):
+    result = run_script("-m", "common.evaluate", runs_dir / "conv_vae", "--iw-samples", "8",
+                        "--iw-images", "16")
+    assert result.returncode == 0, result.stderr
+    for label in ("Frechet distance", "precision (k=3)", "NLL, IW bound (nats)", "K = 8"):
+        assert label in result.stdout
+    stored = json.loads((runs_dir / "conv_vae" / "evaluation.json").read_text())
+    assert stored["settings"]["epoch"] == 3 and set(stored["metrics"]) >= set(METRICS)
+    assert stored["likelihood"]["nll_iw"] > 0 and stored["parameters"] == 69_989
+    before = tree_digest(runs_dir / "conv_vae")
+    again = run_script("-m", "common.evaluate", runs_dir / "conv_vae", "--iw-samples", "8",
+                       "--iw-images", "16")
+    assert again.stdout == result.stdout and tree_digest(runs_dir / "conv_vae") == before
+
+    gan = run_script("-m", "common.evaluate", runs_dir / "dcgan", "--samples", "32")
+    assert gan.returncode == 0 and "NLL" not in gan.stdout
+    assert "32 samples against 32 test images" in gan.stdout
+
+
+def test_sample_command(runs_dir, tmp_path):
+    out = tmp_path / "samples.npz"
+    result = run_script("-m", "common.sample", runs_dir / "dcgan", "--n", "25", "--out", out)
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as archive:
+        assert archive.files == ["images"]
+        images = archive["images"]
+    assert images.shape == (25, 28, 28) and images.dtype == np.uint8 and images.max() > 0
+
+
+def test_compare_command(runs_dir, tmp_path):
+    out = tmp_path / "comparison"
+    result = run_script("-m", "common.compare", runs_dir / "dcgan", runs_dir / "conv_vae",
+                        "--out", out, "--iw-samples", "4", "--iw-images", "8")
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    assert "| dcgan | dcgan | 3 | 2,543,809 |" in report
+    assert "| conv_vae | conv_vae | 3 | 69,989 |" in report
+    assert "| real images (floor) |" in report
+    assert "At equal epochs (the last scoring at or before epoch 3 of each run)" in report
+    assert "is better by Frechet distance" in report
+    assert "At equal training time" in report
+    for figure in ("metrics_by_epoch.png", "metrics_by_time.png", "seconds_per_epoch.png",
+                   "pictures.png"):
+        assert (out / figure).stat().st_size > 1000
+        assert f"]({figure})" in report
+
+
+COMMAND_ERRORS = [
+    (["common.evaluate", "{tmp}/nowhere"], "nowhere is not a directory"),
+    (["common.evaluate", "{tmp}"], "holds no run (no config.json)"),
+    (["common.evaluate", "{runs}/dcgan", "--iw-samples", "-1"],
+     "argument --iw-samples: expected a whole number >= 0, got -1"),
+    (["common.sample", "{runs}/dcgan", "--out", "{tmp}/x.txt"], "must end in .npz"),
+    (["common.sample", "{runs}/dcgan", "--out", "{tmp}/no/dir/x.npz"], "cannot write --out"),
+    (["common.sample", "{runs}/dcgan"], "the following arguments are required: --out"),
+    (["common.compare", "{runs}/dcgan", "{fashion}"], "different data sets"),
+    (["common.compare", "{runs}/dcgan", "{tmp}/dcgan"], "share a directory name"),
+]
+
+
+@pytest.mark.parametrize("args, message", COMMAND_ERRORS)
+def test_command_errors_are_one_line(args, message, runs_dir, tmp_path):
+    fashion = tmp_path / "fashion"
+    fashion_config = json.loads((runs_dir / "dcgan" / "config.json").read_text())
+    fashion_config["args"]["dataset"] = "fashion_mnist"
+    shutil.copytree(runs_dir / "dcgan", fashion)
+    (fashion / "config.json").write_text(json.dumps(fashion_config))
+    shutil.copytree(runs_dir / "dcgan", tmp_path / "dcgan")
+    places = {"tmp": tmp_path, "runs": runs_dir, "fashion": fashion}
+    result = run_script("-m", *[a.format(**places) for a in args])
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_real_mnist_classifier_and_classifier_score(real_mnist, tmp_path_factory):
+    """The bars of the evaluation issue: at least 99.0% test accuracy, and
+    the real test digits' classifier score above 9.5."""
+    mnist = data.load("mnist", real_mnist)
+    trained = classifier.load_or_train(mnist, tmp_path_factory.mktemp("classifier"))
+    assert trained.info["test_accuracy"] >= 0.990
+    _, probabilities = trained.features_and_probabilities(mnist.test_images)
+    assert metrics.classifier_score(probabilities) > 9.5
+    assert metrics.class_coverage(probabilities) == 10

@@ -1,0 +1,83 @@
+"""The sample-quality metrics on feature vectors with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from common import metrics
+
+
+def gaussian(n, mean=0.0, scale=1.0, dim=8, seed=0):
+    return np.random.default_rng(seed).normal(mean, scale, (n, dim))
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_and_it_is_symmetric():
+    a, b = gaussian(2000, seed=1), gaussian(2000, mean=0.3, scale=1.5, seed=2)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert metrics.frechet_distance(a, b) == pytest.approx(metrics.frechet_distance(b, a),
+                                                           rel=1e-9)
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_covariances():
+    """For commuting covariances the formula reduces to
+    |mu_a - mu_b|^2 + sum (sigma_a - sigma_b)^2, with the sample moments."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, [1.0, 2.0, 0.5], (50_000, 3))
+    b = rng.normal([1, 0, 0], [2.0, 1.0, 0.5], (50_000, 3))
+    sd_a, sd_b = a.std(axis=0, ddof=1), b.std(axis=0, ddof=1)
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + ((sd_a - sd_b) ** 2).sum()
+    # the sample covariances are only nearly diagonal: agreement to 1%
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=0.01)
+    assert expected == pytest.approx(1 + 1 + 1, rel=0.02)
+
+
+def test_frechet_distance_grows_with_noise():
+    a = gaussian(3000, seed=4)
+    rng = np.random.default_rng(5)
+    distances = [metrics.frechet_distance(a, a + rng.normal(0, noise, a.shape))
+                 for noise in (0.1, 0.5, 1.0, 2.0)]
+    assert distances == sorted(distances) and distances[0] > 0
+
+
+def test_kernel_distance_is_about_zero_for_one_distribution_and_not_for_two():
+    """10,000 of each, as the default: 10 independent blocks."""
+    same = metrics.kernel_distance(gaussian(10_000, seed=6), gaussian(10_000, seed=7))
+    shifted = metrics.kernel_distance(gaussian(10_000, seed=6),
+                                      gaussian(10_000, mean=0.3, seed=7))
+    assert abs(same[0]) < 3 * same[1], same
+    assert shifted[0] > 10 * shifted[1] and shifted[0] > 50 * abs(same[0]), (same, shifted)
+
+
+def test_kernel_distance_needs_at_least_two_blocks():
+    kid, se = metrics.kernel_distance(gaussian(10, seed=1), gaussian(10, seed=2))
+    assert math.isfinite(kid) and math.isfinite(se)  # two blocks of 5
+
+
+def test_classifier_score_bounds():
+    one_hot = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.classifier_score(one_hot) == pytest.approx(10.0, rel=1e-6)
+    assert metrics.classifier_score(np.tile(np.eye(10)[3], (100, 1))) == pytest.approx(1.0)
+    assert metrics.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+
+
+def test_coverage_and_label_kl():
+    one_class = np.tile(np.eye(10)[7], (500, 1))
+    assert metrics.class_coverage(one_class) == 1
+    assert metrics.label_kl_from_uniform(one_class) == pytest.approx(math.log(10))
+    balanced = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.class_coverage(balanced) == 10
+    assert metrics.label_kl_from_uniform(balanced) == pytest.approx(0.0, abs=1e-12)
+    rare = np.eye(10)[np.r_[np.zeros(995, int), np.arange(1, 6)]]  # 0.1% each: not covered
+    assert metrics.class_coverage(rare) == 1
+
+
+def test_precision_and_recall():
+    real = gaussian(1500, seed=8)
+    assert metrics.precision_recall(real, real.copy()) == (1.0, 1.0)
+    near = metrics.precision_recall(real, gaussian(1500, seed=9))
+    assert min(near) > 0.6  # another sample of the same distribution
+    shifted = metrics.precision_recall(real, gaussian(1500, mean=1.5, seed=9))
+    assert max(shifted) < min(near) / 2
+    # a generator that only ever draws the centre: faithful, not diverse
+    collapsed = metrics.precision_recall(real, gaussian(1500, scale=0.2, seed=10))
+    assert collapsed[0] > 0.9 and collapsed[1] < 0.2
