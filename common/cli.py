@@ -51,16 +51,25 @@ def _number(convert, valid, expected):
 positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
 non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+unit_interval = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
 
-def make_parser(description, *, models, epochs, batch_size):
+def make_parser(description, *, models, epochs, batch_size, presets=None):
     """The arguments every model takes; a train.py adds its model's own.
     `models` are the --model choices (the first is the default); `epochs`
-    and `batch_size` are the report's values for that script."""
+    and `batch_size` are the report's values for that script. `presets`,
+    {model: {preset: {argument: default}}}, adds --preset: the chosen
+    preset's values become the defaults (see `parse`)."""
     parser = Parser(description=description)
+    parser.presets = presets
     add = parser.add_argument
     add("--model", choices=models, default=models[0], help="the model to train")
+    if presets:
+        add("--preset", default=None,
+            help="the report whose model and hyperparameters to use; "
+                 + "; ".join(f"{model}: {', '.join(names)}" for model, names in presets.items())
+                 + " (default: the first)")
     add("--epochs", type=positive_int, default=epochs,
         help="total epochs; a resumed run trains up to this number")
     add("--batch-size", type=positive_int, default=batch_size,
@@ -75,8 +84,8 @@ def make_parser(description, *, models, epochs, batch_size):
              "else tensorflow-datasets)")
     add("--train-size", type=positive_int, default=None,
         help="train on the first N training images only (smoke runs)")
-    add("--out", default=None, help="run directory (default: outputs/<model>, with "
-                                    "_<dataset> appended when it is not mnist)")
+    add("--out", default=None, help="run directory (default: outputs/<model>, with the preset, "
+                                    "loss and dataset appended when not the defaults)")
     add("--fresh", action="store_true",
         help="replace the run already in --out instead of resuming it")
     add("--save-every", type=positive_int, default=1,
@@ -96,14 +105,47 @@ def make_parser(description, *, models, epochs, batch_size):
     return parser
 
 
+def parse(parser, argv=None):
+    """Parse `argv`. With presets, parse twice: the chosen (or the model's
+    first) preset's values become the defaults. An option with no default
+    of its own that the chosen preset does not set belongs to another model,
+    and giving it is an error."""
+    args = parser.parse_args(argv)
+    if not parser.presets:
+        return args
+    choices = parser.presets[args.model]
+    preset = args.preset or next(iter(choices))
+    if preset not in choices:
+        parser.error(f"argument --preset: {args.model} has no preset {preset!r} "
+                     f"(choose from {', '.join(choices)})")
+    governed = {key for named in parser.presets.values() for values in named.values()
+                for key in values}
+    for key in sorted(governed - set(choices[preset])):
+        if parser.get_default(key) is None and getattr(args, key) is not None:
+            parser.error(f"argument --{key.replace('_', '-')}: not an option of {args.model}")
+    parser.set_defaults(**choices[preset])
+    args = parser.parse_args(argv)
+    args.preset = preset
+    return args
+
+
+def default_out(parser, args):
+    """outputs/<model>, with the preset, loss and data set appended when
+    they are not the defaults (outputs/mlp_gan_report003_lsgan)."""
+    defaults = {"preset": next(iter(parser.presets[args.model])) if parser.presets else None,
+                "loss": parser.get_default("loss"), "dataset": "mnist"}
+    parts = [args.model] + [getattr(args, key) for key, default in defaults.items()
+                            if getattr(args, key, default) != default]
+    return os.path.join("outputs", "_".join(parts))
+
+
 def main(parser, build, argv=None):
     """Parse and check everything, then train. `build(args, data)` returns
     the model; it imports TensorFlow, so it runs only once the input is
     known to be good. Returns the exit status."""
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.out is None:
-        suffix = "" if args.dataset == "mnist" else f"_{args.dataset}"
-        args.out = os.path.join("outputs", f"{args.model}{suffix}")
+        args.out = default_out(parser, args)
     if args.data_dir is None:
         args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
     try:

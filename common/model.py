@@ -39,7 +39,9 @@ class GenerativeModel(abc.ABC):
     @abc.abstractmethod
     def images(self):
         """The per-epoch picture, a uint8 array [height, width]: a
-        deterministic function of the weights (fixed noise, fixed digits)."""
+        deterministic function of the weights (fixed noise, fixed digits).
+        Or several, {name: picture}: "image" is the main one, the others are
+        written as images/<name>_at_epoch_N.png."""
 
     @abc.abstractmethod
     def sample(self, n, seed=0):

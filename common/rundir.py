@@ -98,8 +98,8 @@ class RunDir:
             raise UsageError(f"{self.config_file} is unreadable ({error}); "
                              f"pass --fresh to start the run over") from None
 
-    def image_path(self, epoch):
-        return self.images / f"image_at_epoch_{epoch:04d}.png"
+    def image_path(self, epoch, name="image"):
+        return self.images / f"{name}_at_epoch_{epoch:04d}.png"
 
     def read_table(self, name):
         """The rows of `name`.csv (history, metrics) as dicts of floats (epoch

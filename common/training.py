@@ -73,14 +73,14 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         row = {"epoch": epoch, **_run_epoch(model.train_step, epoch_batches(epoch), steps)}
         if epoch % eval_every == 0 or last:
             row.update(model.evaluate())
-        picture = model.images() if epoch % save_every == 0 or last else None
-        if picture is not None:
-            images.save_png(picture, run.image_path(epoch))
+        pictures = _pictures(model) if epoch % save_every == 0 or last else {}
+        for name, picture in pictures.items():
+            images.save_png(picture, run.image_path(epoch, name))
         row["seconds"] = time.perf_counter() - began
         row["images_per_sec"] = len(data.train_images) / row["seconds"]
         history.append(row)
         run.write_table("history", history, columns)
-        _log(writer, row, picture)
+        _log(writer, row, pictures.get("image"))
         print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
               f"({row['images_per_sec']:.0f} images/sec)  "
               + "  ".join(f"{name} {row[name]:.4f}" for name in columns[3:] if name in row),
@@ -133,6 +133,12 @@ def _run_epoch(step, dataset, steps):
         if bar is not None:
             bar.update(i)
     return {name: float(tf.reduce_mean([out[name] for out in outputs])) for name in outputs[0]}
+
+
+def _pictures(model):
+    """The model's pictures as {name: picture}; "image" is the main one."""
+    pictures = model.images()
+    return pictures if isinstance(pictures, dict) else {"image": pictures}
 
 
 def _score(evaluator, model, epoch, writer):

@@ -1,18 +1,16 @@
-"""The DCGAN of report 000 (SPEC.md "DCGAN"): the TensorFlow DCGAN tutorial's
-Sequential generator and discriminator (after Radford et al. 2016), trained
-with binary cross-entropy and one Adam(1e-4) per network."""
+"""The DCGANs of the reports (after Radford et al. 2016): report 000's, the
+TensorFlow DCGAN tutorial's (SPEC.md "DCGAN"), and the second form of
+reports 001 and 004 (SPEC.md "DCGAN, second form": 4x4 transposed
+convolutions). Their hyperparameters are in presets.py."""
 import keras
-import tensorflow as tf
 from keras import layers
 
-from common.images import grid
-from common.model import GenerativeModel
-from gan_keras import losses
+from gan_keras.gan import GAN, torch_batch_norm
 
 
-def make_generator(noise_dim=100):
-    """noise -> 28x28x1 image in [-1, 1]; 2,330,944 parameters (report 000,
-    section 4.1), of which the BatchNorm moving statistics are not trained."""
+def tutorial_generator(noise_dim=100):
+    """Report 000, section 4.1: noise -> 28x28x1 in [-1, 1]; 2,330,944
+    parameters, of which the BatchNorm moving statistics are not trained."""
     return keras.Sequential([
         layers.Input((noise_dim,)),
         layers.Dense(7 * 7 * 256, use_bias=False),
@@ -30,8 +28,8 @@ def make_generator(noise_dim=100):
     ], name="generator")
 
 
-def make_discriminator():
-    """28x28x1 image -> one logit (positive = real); 212,865 parameters."""
+def tutorial_discriminator():
+    """Report 000, section 4.1: 28x28x1 -> one logit; 212,865 parameters."""
     return keras.Sequential([
         layers.Input((28, 28, 1)),
         layers.Conv2D(64, 5, strides=2, padding="same"),
@@ -45,56 +43,78 @@ def make_discriminator():
     ], name="discriminator")
 
 
-class DCGAN(GenerativeModel):
+def report001_generator(noise_dim=96):
+    """Report 001, figure 3.3: FC 1024, ReLU, BatchNorm; FC 7x7x128, ReLU,
+    BatchNorm; ConvT(64, 4x4, stride 2), ReLU, BatchNorm; ConvT(1, 4x4,
+    stride 2), tanh (PyTorch's padding=1 is Keras's "same" here)."""
+    return keras.Sequential([
+        layers.Input((noise_dim,)),
+        layers.Dense(1024, activation="relu"),
+        torch_batch_norm(),
+        layers.Dense(7 * 7 * 128, activation="relu"),
+        torch_batch_norm(),
+        layers.Reshape((7, 7, 128)),
+        layers.Conv2DTranspose(64, 4, strides=2, padding="same", activation="relu"),
+        torch_batch_norm(),
+        layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh"),
+    ], name="generator")
+
+
+def report001_discriminator():
+    """Report 001, figure 3.4: Conv(32, 5x5), LeakyReLU(0.01), MaxPool 2;
+    Conv(64, 5x5), LeakyReLU(0.01), MaxPool 2; FC 4x4x64, LeakyReLU(0.01);
+    FC 1."""
+    return keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(32, 5),
+        layers.LeakyReLU(0.01),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 5),
+        layers.LeakyReLU(0.01),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(4 * 4 * 64),
+        layers.LeakyReLU(0.01),
+        layers.Dense(1),
+    ], name="discriminator")
+
+
+def report004_generator(noise_dim=100):
+    """Report 004, section 4.1: FC + BatchNorm + LeakyReLU; deconv +
+    BatchNorm + LeakyReLU; deconv, tanh. Sizes (not given) as the second
+    form of report 001: 7x7x128, then 4x4 stride-2 deconvolutions."""
+    return keras.Sequential([
+        layers.Input((noise_dim,)),
+        layers.Dense(7 * 7 * 128),
+        torch_batch_norm(),
+        layers.LeakyReLU(0.2),
+        layers.Reshape((7, 7, 128)),
+        layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
+        torch_batch_norm(),
+        layers.LeakyReLU(0.2),
+        layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh"),
+    ], name="generator")
+
+
+def report004_discriminator():
+    """Report 004, section 4.1: conv, LeakyReLU; conv, LeakyReLU; FC. Strided
+    convolutions rather than pooling, as the report describes DCGAN; 64 and
+    128 4x4 filters (not given)."""
+    return keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(64, 4, strides=2, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Conv2D(128, 4, strides=2, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Flatten(),
+        layers.Dense(1),
+    ], name="discriminator")
+
+
+class DCGAN(GAN):
     name = "dcgan"
-    metrics = ("g_loss", "d_loss", "d_real", "d_fake")
-    plots = {"loss": ("g_loss", "d_loss"),
-             "mean discriminator output: D(x) and D(G(z))": ("d_real", "d_fake")}
-
-    def __init__(self, noise_dim=100, learning_rate=1e-4, seed=0):
-        self.noise_dim = noise_dim
-        self.generator = make_generator(noise_dim)
-        self.discriminator = make_discriminator()
-        self.generator_optimizer = keras.optimizers.Adam(learning_rate)
-        self.discriminator_optimizer = keras.optimizers.Adam(learning_rate)
-        self.generator_optimizer.build(self.generator.trainable_variables)
-        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
-        self.networks = {"generator": self.generator, "discriminator": self.discriminator}
-        self.optimizers = {"generator_optimizer": self.generator_optimizer,
-                           "discriminator_optimizer": self.discriminator_optimizer}
-        self.rng = tf.random.Generator.from_seed(seed)
-        # The tutorial's `seed`: one noise batch reused for every epoch's picture.
-        self.picture_noise = tf.random.Generator.from_seed(seed + 1).normal([16, noise_dim])
-
-    def prepare(self, images):
-        """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1] in [-1, 1], as tanh."""
-        return (tf.cast(images, tf.float32)[..., None] - 127.5) / 127.5
-
-    @tf.function
-    def train_step(self, batch):
-        """The tutorial's step: both networks updated from one noise batch."""
-        real, _ = batch
-        noise = self.rng.normal([tf.shape(real)[0], self.noise_dim])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(noise, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            g_loss = losses.bce_generator(fake_logits)
-            d_loss = losses.bce_discriminator(real_logits, fake_logits)
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
-        self.discriminator_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        return {"g_loss": g_loss, "d_loss": d_loss,
-                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
-                "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
-
-    def sample(self, n, seed=0, batch=1000):
-        noise = tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])
-        fakes = [self.generator(noise[i:i + batch], training=False) for i in range(0, n, batch)]
-        return tf.concat(fakes, axis=0).numpy()[..., 0] * 0.5 + 0.5
-
-    def images(self):
-        """4x4 grid of the generator's images for the fixed noise batch."""
-        fake = self.generator(self.picture_noise, training=False)
-        return grid(fake.numpy()[..., 0] * 0.5 + 0.5, cols=4, scale=3)
+    networks_by_preset = {
+        "report000": (tutorial_generator, tutorial_discriminator),
+        "report001": (report001_generator, report001_discriminator),
+        "report004": (report004_generator, report004_discriminator),
+    }

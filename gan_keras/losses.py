@@ -1,20 +1,69 @@
-"""GAN losses on discriminator logits (positive = real), one function per
-network, so that a new loss is a new pair of functions, not a new trainer."""
+"""GAN losses on the discriminator's raw output (positive = real), one small
+set of functions per loss, so that a new loss is a new entry here, not a
+new trainer. Every GAN of gan_keras/ takes any of them (--loss)."""
+import dataclasses
+from typing import Callable
+
 import tensorflow as tf
 
 
-def _cross_entropy(labels, logits):
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """The discriminator's loss is real(real outputs) + fake(fake outputs)
+    (+ a gradient penalty); the generator's is generator(fake outputs).
+    `critic_steps` discriminator steps are taken per generator step;
+    `score` turns an output into what history.csv reports as d_real and
+    d_fake; `betas` are the Adam betas its paper trained with (None: the
+    model's own)."""
+
+    real: Callable
+    fake: Callable
+    generator: Callable
+    score: Callable
+    critic_steps: int = 1
+    penalty: float = 0.0
+    betas: tuple | None = None
 
 
-def bce_generator(fake_logits):
-    """Non-saturating generator loss, -log D(G(z)) (Goodfellow et al. 2014,
-    section 3; the TensorFlow DCGAN tutorial's generator_loss)."""
-    return _cross_entropy(tf.ones_like(fake_logits), fake_logits)
+def _cross_entropy(label, logits):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.fill(tf.shape(logits), label), logits=logits))
 
 
-def bce_discriminator(real_logits, fake_logits):
-    """-log D(x) - log(1 - D(G(z))), each averaged over its batch (the
-    tutorial's discriminator_loss: the sum of the two cross-entropies)."""
-    return (_cross_entropy(tf.ones_like(real_logits), real_logits)
-            + _cross_entropy(tf.zeros_like(fake_logits), fake_logits))
+# Goodfellow et al. 2014: D maximizes log D(x) + log(1 - D(G(z))); G the
+# non-saturating log D(G(z)) (section 3). The TensorFlow DCGAN tutorial's.
+BCE = Loss(real=lambda out: _cross_entropy(1.0, out),
+           fake=lambda out: _cross_entropy(0.0, out),
+           generator=lambda out: _cross_entropy(1.0, out),
+           score=tf.sigmoid)
+
+# Mao et al. 2017, eq. 9 with a = 0, b = c = 1: least squares on the raw output.
+LSGAN = Loss(real=lambda out: 0.5 * tf.reduce_mean((out - 1.0) ** 2),
+             fake=lambda out: 0.5 * tf.reduce_mean(out**2),
+             generator=lambda out: 0.5 * tf.reduce_mean((out - 1.0) ** 2),
+             score=tf.identity)
+
+# Gulrajani et al. 2017, Algorithm 1: the critic's Wasserstein estimate, a
+# gradient penalty of weight 10 at uniform interpolates, 5 critic steps per
+# generator step, Adam(beta_1 = 0, beta_2 = 0.9).
+WGAN_GP = Loss(real=lambda out: -tf.reduce_mean(out),
+               fake=lambda out: tf.reduce_mean(out),
+               generator=lambda out: -tf.reduce_mean(out),
+               score=tf.identity, critic_steps=5, penalty=10.0, betas=(0.0, 0.9))
+
+LOSSES = {"bce": BCE, "lsgan": LSGAN, "wgan-gp": WGAN_GP}
+
+
+def gradient_penalty(discriminator, real, fake, rng):
+    """E[(|grad_x D(x_hat)|_2 - 1)^2] at x_hat = e x + (1 - e) G(z), e ~ U[0, 1]
+    per example (Gulrajani et al. 2017, eq. 3)."""
+    shape = [tf.shape(real)[0]] + [1] * (len(real.shape) - 1)
+    e = rng.uniform(shape)
+    x_hat = e * real + (1.0 - e) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        out = discriminator(x_hat, training=True)
+    out = out[0] if isinstance(out, (list, tuple)) else out  # a discriminator with a Q head
+    grads = tape.gradient(out, x_hat)
+    norms = tf.sqrt(tf.reduce_sum(tf.reshape(grads, [tf.shape(real)[0], -1]) ** 2, axis=1) + 1e-12)
+    return tf.reduce_mean((norms - 1.0) ** 2)

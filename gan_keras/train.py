@@ -3,8 +3,11 @@ tutorial's DCGAN for 2000 epochs:
 
     python gan_keras/train.py --epochs 2000
 
-Outputs go to outputs/<model> (see README.md); running the same command
-again resumes the run."""
+The other reports' GANs: --model mlp_gan --preset report001|report003|report004,
+--model dcgan --preset report001|report004 (the second DCGAN form),
+--model infogan, --model vaegan; --loss bce|lsgan|wgan-gp for any of them.
+Outputs go to outputs/<model>[_<preset>][_<loss>] (see README.md); running
+the same command again resumes the run."""
 import sys
 from pathlib import Path
 
@@ -12,23 +15,46 @@ if not __package__:  # run as a script: make the repository's packages importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402  (after the path is set)
+from gan_keras.presets import LOSSES, PRESETS  # noqa: E402
 
-MODELS = ("dcgan",)  # the --model choices; common/runs.py finds a run's script by them
+MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
 
 
 def make_parser():
-    parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256)
-    parser.add_argument("--noise-dim", type=cli.positive_int, default=100,
-                        help="size of the generator's input noise")
-    parser.add_argument("--lr", type=cli.positive_float, default=1e-4,
-                        help="Adam learning rate of each network")
+    parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256,
+                             presets=PRESETS)
+    add = parser.add_argument
+    add("--loss", choices=LOSSES, default="bce",
+        help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "
+             "2017); wgan-gp: Wasserstein with gradient penalty 10 and 5 critic steps per "
+             "generator step, Adam(0, 0.9) (Gulrajani et al. 2017)")
+    add("--noise-dim", type=cli.positive_int, default=None,
+        help="size of the generator's noise; the VAE-GAN's latent size (default: the preset's)")
+    add("--lr", type=cli.positive_float, default=None,
+        help="Adam learning rate of each network (default: the preset's)")
+    add("--g-lr", type=cli.positive_float, default=None,
+        help="infogan: the generator's own learning rate (default: the preset's)")
+    add("--beta-1", type=cli.unit_interval, default=None,
+        help="Adam beta_1 (default: the preset's; wgan-gp uses its paper's 0, beta_2 0.9)")
+    add("--gamma", type=cli.positive_float, default=None,
+        help="vaegan: weight of the feature reconstruction in the decoder's loss "
+             "(default: the preset's)")
     return parser
 
 
 def build(args, data):
-    from gan_keras.dcgan import DCGAN  # imports TensorFlow: only once the input is checked
+    # the model modules import TensorFlow: only once the input is checked
+    from gan_keras.dcgan import DCGAN
+    from gan_keras.infogan import InfoGAN
+    from gan_keras.mlp_gan import MLPGAN
+    from gan_keras.vaegan import VAEGAN
 
-    return DCGAN(noise_dim=args.noise_dim, learning_rate=args.lr, seed=args.seed)
+    shared = {"noise_dim": args.noise_dim, "loss": args.loss, "learning_rate": args.lr,
+              "beta_1": args.beta_1, "seed": args.seed}
+    if args.model == "vaegan":
+        return VAEGAN(data, gamma=args.gamma, **shared)
+    model = {"dcgan": DCGAN, "mlp_gan": MLPGAN, "infogan": InfoGAN}[args.model]
+    return model(args.preset, generator_learning_rate=args.g_lr, **shared)
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from gan_keras import losses
-from gan_keras.dcgan import DCGAN, make_discriminator, make_generator
+from gan_keras.dcgan import DCGAN, tutorial_discriminator, tutorial_generator
 
 # Report 000, section 4.1, the two Keras model summaries: (layer type,
 # output shape without the batch dimension, parameters), in order.
@@ -40,8 +40,8 @@ def _trainable(model):
 
 
 @pytest.mark.parametrize("make, table, total, trainable", [
-    (make_generator, GENERATOR_TABLE, 2_330_944, 2_305_472),
-    (make_discriminator, DISCRIMINATOR_TABLE, 212_865, 212_865),
+    (tutorial_generator, GENERATOR_TABLE, 2_330_944, 2_305_472),
+    (tutorial_discriminator, DISCRIMINATOR_TABLE, 212_865, 212_865),
 ])
 def test_networks_match_the_reports_summary(make, table, total, trainable):
     model = make()
@@ -62,11 +62,12 @@ def test_prepare_scales_to_the_tanh_range():
 
 def test_bce_losses_by_hand():
     zero = tf.zeros([8, 1])
-    assert float(losses.bce_generator(zero)) == pytest.approx(math.log(2), rel=1e-6)
-    assert float(losses.bce_discriminator(zero, zero)) == pytest.approx(2 * math.log(2), rel=1e-6)
+    bce = losses.BCE
+    assert float(bce.generator(zero)) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(bce.real(zero) + bce.fake(zero)) == pytest.approx(2 * math.log(2), rel=1e-6)
     confident_real, confident_fake = tf.fill([8, 1], 20.0), tf.fill([8, 1], -20.0)
-    assert float(losses.bce_discriminator(confident_real, confident_fake)) < 1e-6
-    assert float(losses.bce_generator(confident_fake)) == pytest.approx(20.0, rel=1e-4)
+    assert float(bce.real(confident_real) + bce.fake(confident_fake)) < 1e-6
+    assert float(bce.generator(confident_fake)) == pytest.approx(20.0, rel=1e-4)
 
 
 def test_one_train_step_changes_both_networks():

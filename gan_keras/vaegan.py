@@ -1,0 +1,188 @@
+"""VAE-GAN (Larsen et al. 2016) as report 002 trained it (SPEC.md "VAE-GAN"):
+an encoder, a decoder that is also the generator, and a discriminator whose
+hidden layer Dis_l measures the reconstruction error in place of pixels;
+Adam instead of the paper's RMSprop. The networks follow the paper's
+(section 4, appendix) at MNIST's 28x28."""
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from common.images import labelled_rows
+from common.model import GenerativeModel
+from gan_keras import losses
+from gan_keras.gan import torch_batch_norm
+from vae_keras.elbo import kl_analytic
+from vae_keras.vae import Reparameterize
+
+EVAL_BATCH = 1000
+
+
+def vaegan_encoder(latent_dim=128):
+    """5x5 conv 64 stride 2, BN, ReLU; 5x5 conv 128 stride 2, BN, ReLU;
+    FC 1024, BN, ReLU; FC to the mean and log-variance of q(z|x)."""
+    return keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(64, 5, strides=2, padding="same"), torch_batch_norm(), layers.ReLU(),
+        layers.Conv2D(128, 5, strides=2, padding="same"), torch_batch_norm(),
+        layers.ReLU(),
+        layers.Flatten(),
+        layers.Dense(1024), torch_batch_norm(), layers.ReLU(),
+        layers.Dense(2 * latent_dim),
+    ], name="encoder")
+
+
+def vaegan_decoder(latent_dim=128):
+    """FC 7x7x128, BN, ReLU; 5x5 deconv 64 stride 2, BN, ReLU; 5x5 deconv 32
+    stride 2, BN, ReLU; 5x5 conv 1, tanh."""
+    return keras.Sequential([
+        layers.Input((latent_dim,)),
+        layers.Dense(7 * 7 * 128), torch_batch_norm(), layers.ReLU(),
+        layers.Reshape((7, 7, 128)),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same"), torch_batch_norm(),
+        layers.ReLU(),
+        layers.Conv2DTranspose(32, 5, strides=2, padding="same"), torch_batch_norm(),
+        layers.ReLU(),
+        layers.Conv2D(1, 5, padding="same", activation="tanh"),
+    ], name="decoder")
+
+
+def vaegan_discriminator():
+    """5x5 conv 32, ReLU; 5x5 conv 128 stride 2, BN, ReLU; 5x5 conv 256
+    stride 2, BN, ReLU (its output is Dis_l, 7x7x256); FC 512, BN, ReLU; FC 1.
+    Returns [output, Dis_l]."""
+    image = layers.Input((28, 28, 1))
+    features = keras.Sequential([
+        layers.Conv2D(32, 5, padding="same"), layers.ReLU(),
+        layers.Conv2D(128, 5, strides=2, padding="same"), torch_batch_norm(),
+        layers.ReLU(),
+        layers.Conv2D(256, 5, strides=2, padding="same"), torch_batch_norm(),
+        layers.ReLU(),
+    ], name="features")(image)
+    out = keras.Sequential([
+        layers.Flatten(), layers.Dense(512), torch_batch_norm(), layers.ReLU(),
+        layers.Dense(1),
+    ], name="head")(features)
+    return keras.Model(image, [out, features], name="discriminator")
+
+
+class VAEGAN(GenerativeModel):
+    name = "vaegan"
+    metrics = ("prior", "feature_reconstruction", "decoder_loss", "d_loss", "d_real", "d_fake")
+    eval_metrics = ("test_mse",)
+    plots = {"encoder's terms: prior (KL) and feature reconstruction (Dis_l)":
+                 ("prior", "feature_reconstruction"),
+             "decoder and discriminator losses": ("decoder_loss", "d_loss"),
+             "mean discriminator output on real (d_real) and decoded (d_fake) images":
+                 ("d_real", "d_fake"),
+             "test images' reconstruction error (mean squared, pixels in [0, 1])": ("test_mse",)}
+
+    def __init__(self, data, *, noise_dim=128, loss="bce", learning_rate=3e-4, beta_1=0.5,
+                 gamma=1e-3, seed=0):
+        self.latent_dim, self.gamma, self.loss = noise_dim, gamma, losses.LOSSES[loss]
+        self.encoder = vaegan_encoder(noise_dim)
+        self.decoder = vaegan_decoder(noise_dim)
+        self.discriminator = vaegan_discriminator()
+        self.reparameterize = Reparameterize()
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder,
+                         "discriminator": self.discriminator}
+        beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
+        self.optimizers = {}
+        for name, network in self.networks.items():
+            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
+            optimizer.build(network.trainable_variables)
+            self.optimizers[f"{name}_optimizer"] = optimizer
+        self.rng = tf.random.Generator.from_seed(seed)
+        self.test_images = self.prepare(data.test_images)
+        self.picture_prior = tf.random.Generator.from_seed(seed + 1).normal([10, noise_dim])
+
+    def prepare(self, images):
+        """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1] in [-1, 1], as tanh."""
+        return (tf.cast(images, tf.float32)[..., None] - 127.5) / 127.5
+
+    @tf.function
+    def train_step(self, batch):
+        """Larsen et al. 2016, Algorithm 1, with one tape: the encoder
+        minimizes L_prior + L_llike, the decoder gamma L_llike + its
+        adversarial loss on reconstructions and prior samples, the
+        discriminator its loss on real, reconstructed and prior-sampled
+        images. L_llike = -log N(Dis_l(x); Dis_l(x~), I) up to a constant,
+        the paper's eq. 8 and 9.
+
+        The decoder sees reconstructions' and prior samples' codes in one
+        call, the discriminator the three kinds of image in one call, as
+        usual VAE-GAN code does: their batch normalization sees them together,
+        and the step is reproducible (over three separate calls the tape sums
+        the discriminator's gradients in an order TensorFlow does not fix)."""
+        x, _ = batch
+        n = tf.shape(x)[0]
+        with tf.GradientTape(persistent=True) as tape:
+            mean, logvar = tf.split(self.encoder(x, training=True), 2, axis=1)
+            z = self.reparameterize(mean, logvar, self.rng.normal(tf.shape(mean)))
+            decoded = self.decoder(tf.concat([z, self.rng.normal([n, self.latent_dim])], 0),
+                                   training=True)
+            out, features = self.discriminator(tf.concat([x, decoded], 0), training=True)
+            real_out, recon_out, sampled_out = out[:n], out[n:2 * n], out[2 * n:]
+            real_features, recon_features = features[:n], features[n:2 * n]
+            sampled = decoded[n:]
+            prior = tf.reduce_mean(kl_analytic(mean, logvar))
+            feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(
+                tf.reshape(real_features - recon_features, [n, -1]) ** 2, axis=1))
+            d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
+                      + self.loss.fake(sampled_out))
+            if self.loss.penalty:
+                d_loss += self.loss.penalty * losses.gradient_penalty(
+                    self.discriminator, x, sampled, self.rng)
+            decoder_loss = (self.gamma * feature_reconstruction
+                            + self.loss.generator(recon_out) + self.loss.generator(sampled_out))
+            encoder_loss = prior + feature_reconstruction
+        self._apply("discriminator", tape, d_loss)
+
+        def update_autoencoder():
+            self._apply("encoder", tape, encoder_loss)
+            self._apply("decoder", tape, decoder_loss)
+            return tf.constant(True)
+
+        if self.loss.critic_steps == 1:
+            update_autoencoder()
+        else:  # WGAN-GP: the encoder and decoder on every critic_steps-th step
+            tf.cond(self.optimizers["discriminator_optimizer"].iterations
+                    % self.loss.critic_steps == 0, update_autoencoder, lambda: tf.constant(False))
+        del tape
+        return {"prior": prior, "feature_reconstruction": feature_reconstruction,
+                "decoder_loss": decoder_loss, "d_loss": d_loss,
+                "d_real": tf.reduce_mean(self.loss.score(real_out)),
+                "d_fake": tf.reduce_mean(self.loss.score(recon_out))}
+
+    def _apply(self, name, tape, loss):
+        variables = self.networks[name].trainable_variables
+        self.optimizers[f"{name}_optimizer"].apply_gradients(
+            zip(tape.gradient(loss, variables), variables))
+
+    def reconstruct(self, images):
+        """Prepared images -> their reconstructions from the mean of q(z|x),
+        in [0, 1], as numpy [n, 28, 28]."""
+        parts = []
+        for i in range(0, len(images), EVAL_BATCH):
+            mean, _ = tf.split(self.encoder(images[i:i + EVAL_BATCH], training=False), 2, axis=1)
+            parts.append(self.decoder(mean, training=False).numpy()[..., 0] * 0.5 + 0.5)
+        return np.concatenate(parts)
+
+    def evaluate(self):
+        """The test images' mean squared reconstruction error, pixels in [0, 1]."""
+        originals = self.test_images.numpy()[..., 0] * 0.5 + 0.5
+        return {"test_mse": float(np.mean((self.reconstruct(self.test_images) - originals) ** 2))}
+
+    def sample(self, n, seed=0, batch=1000):
+        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
+        return np.concatenate([self.decoder(z[i:i + batch], training=False).numpy()[..., 0]
+                               for i in range(0, n, batch)]) * 0.5 + 0.5
+
+    def images(self):
+        """Report 002's comparison: 10 test digits, their reconstructions, and
+        10 decoded prior samples (fixed noise)."""
+        originals = self.test_images[:10]
+        prior = self.decoder(self.picture_prior, training=False).numpy()[..., 0] * 0.5 + 0.5
+        return labelled_rows([("Test originals", originals.numpy()[..., 0] * 0.5 + 0.5),
+                              ("Reconstructions", self.reconstruct(originals)),
+                              ("Prior samples", prior)])
