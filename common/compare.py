@@ -22,6 +22,7 @@ from common.atomic import atomic_write
 from common.cli import Parser
 from common.errors import UsageError
 from common.evaluate import LABELS, add_options, evaluate_run, options
+from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
 REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
@@ -174,6 +175,8 @@ def write_report(loaded, out):
     plot_metrics(loaded, out / "metrics_by_time.png", by_time=True)
     plot_seconds(loaded, out / "seconds_per_epoch.png")
     epochs = plot_pictures(loaded, out / "pictures.png")
+    images.plot_label_histograms({run["name"]: run["evaluation"]["labels"]["label_histogram"]
+                                  for run in loaded}, out / "labels.png")
     settings = loaded[0]["evaluation"]["settings"]
     lines = [
         "# Comparison of runs", "",
@@ -193,6 +196,11 @@ def write_report(loaded, out):
         "![metrics by training time](metrics_by_time.png)", "",
         "## Seconds per epoch", "",
         "![seconds per epoch](seconds_per_epoch.png)", "",
+        "## The label predictor (report 003)", "",
+        "The digits the evaluation classifier sees in each run's samples, in %, its mean "
+        "confidence, and for a conditional model how often it sees the digit asked for.", "",
+        *labels_table({run["name"]: run["evaluation"] for run in loaded}), "",
+        "![predicted digits](labels.png)", "",
         f"## Pictures at epochs {', '.join(map(str, epochs))}", "",
         "![pictures](pictures.png)", "",
         "## Runs", "",

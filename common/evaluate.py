@@ -17,6 +17,7 @@ from common import metrics, runs
 from common.atomic import atomic_write
 from common.cli import Parser, non_negative_int, positive_int
 from common.errors import UsageError
+from common.model import conditional_labels
 
 METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
            "recall")
@@ -25,6 +26,7 @@ LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)", "kid_se": " 
           "label_kl": "label KL from uniform", "precision": "precision (k=3)",
           "recall": "recall (k=3)"}
 SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
+FORMAT = 2  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 class Evaluator:
@@ -56,6 +58,19 @@ class Evaluator:
                 "label_kl": metrics.label_kl_from_uniform(probabilities),
                 "precision": precision, "recall": recall}
 
+    def labels(self, images, asked=None):
+        """Report 003's label predictor, as numbers: the share of `images`
+        the classifier puts in each class, its mean confidence (top
+        probability), and, when the images were asked to be given digits
+        (`asked`, a conditional model), how often the classifier agrees."""
+        _, probabilities = self.classifier.features_and_probabilities(images[:self.n])
+        report = {"label_histogram": metrics.label_histogram(probabilities).tolist(),
+                  "confidence": float(probabilities.max(axis=1).mean())}
+        if asked is not None:
+            report["conditional_accuracy"] = float(
+                (probabilities.argmax(axis=1) == asked[:self.n]).mean())
+        return report
+
     def floor(self, data):
         """The same metrics for real training images: the best a model can
         expect at this sample size."""
@@ -72,7 +87,8 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
     loaded = runs.open_run(path, data_dir)
     iw_images = min(iw_images or len(loaded.data.test_images), len(loaded.data.test_images))
     trained = classifier.load_or_train(loaded.data, runs.classifier_dir(path, classifier_dir))
-    settings = {"epoch": loaded.epoch, "samples": min(samples, len(loaded.data.test_images)),
+    settings = {"format": FORMAT, "epoch": loaded.epoch,
+                "samples": min(samples, len(loaded.data.test_images)),
                 "iw_samples": iw_samples, "iw_images": iw_images,
                 "classifier": trained.info["key"]}
     cache = loaded.run.path / "evaluation.json"
@@ -81,9 +97,13 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
         if stored.get("settings") == settings:
             return stored
     evaluator = Evaluator(trained, loaded.data, samples)
+    generated = loaded.model.sample(evaluator.n, SAMPLE_SEED)
+    asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
               "parameters": loaded.model.parameter_count(),
-              "metrics": evaluator.score(loaded.model), "floor": evaluator.floor(loaded.data),
+              "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
+              "labels": evaluator.labels(generated, asked),
+              "floor": evaluator.floor(loaded.data),
               "real_classifier_score": metrics.classifier_score(evaluator.real[1]),
               "classifier_accuracy": trained.info["test_accuracy"],
               "likelihood": loaded.model.likelihood(iw_images, iw_samples) if iw_samples else {}}
@@ -103,6 +123,13 @@ def table(result):
     for name in METRICS:
         lines.append(f"{LABELS[name]:28} {result['metrics'][name]:12.4g} "
                      f"{result['floor'][name]:12.4g}")
+    labels = result["labels"]
+    lines.append(f"{'classifier confidence':28} {labels['confidence']:12.4g}")
+    if "conditional_accuracy" in labels:
+        lines.append(f"{'generates the digit asked':28} {labels['conditional_accuracy']:12.4g}")
+    lines.append("predicted digits (%):       "
+                 + " ".join(f"{d}:{100 * share:.0f}" for d, share in
+                            enumerate(labels["label_histogram"])))
     likelihood = result["likelihood"]
     if likelihood:
         lines.append(f"{'test-set ELBO (nats)':28} {likelihood['test_elbo']:12.2f}")

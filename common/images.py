@@ -111,6 +111,24 @@ def plot_latent_scatter(codes, labels, path):
     save_figure(figure, path)
 
 
+def plot_label_histograms(histograms, path):
+    """Grouped bars: for each name, the share of its images the classifier
+    puts in each digit class (report 003's label predictor), with the
+    uniform 10% marked."""
+    figure = Figure(figsize=(8, 3.5), layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / max(len(histograms), 1)
+    for i, (name, shares) in enumerate(histograms.items()):
+        ax.bar(np.arange(10) + (i - (len(histograms) - 1) / 2) * width, 100 * np.asarray(shares),
+               width, label=name)
+    ax.axhline(10, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(10))
+    ax.set_xlabel("digit the evaluation classifier predicts")
+    ax.set_ylabel("% of generated images")
+    ax.legend()
+    save_figure(figure, path)
+
+
 def _series(history, column):
     points = [(row["epoch"], row[column]) for row in history
               if not math.isnan(row.get(column, math.nan))]

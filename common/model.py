@@ -7,6 +7,8 @@ resume, TensorBoard and the files of the run."""
 import abc
 import math
 
+import numpy as np
+
 
 class GenerativeModel(abc.ABC):
     """What the loop needs from a model.
@@ -25,6 +27,7 @@ class GenerativeModel(abc.ABC):
     """
 
     eval_metrics = ()
+    conditional = False  # True: the model generates a digit it is given
 
     @abc.abstractmethod
     def prepare(self, images):
@@ -46,7 +49,9 @@ class GenerativeModel(abc.ABC):
     @abc.abstractmethod
     def sample(self, n, seed=0):
         """n generated images, float32 [n, 28, 28] in [0, 1]: a deterministic
-        function of the weights and `seed` (for the metrics and for export)."""
+        function of the weights and `seed` (for the metrics and for export).
+        A conditional model also takes `digit` and generates the digits
+        conditional_labels(n, digit)."""
 
     def evaluate(self):
         """{eval metric name: float}, computed every --eval-every epochs."""
@@ -64,3 +69,9 @@ class GenerativeModel(abc.ABC):
 
     def figures(self, directory):
         """Write the model's own end-of-run figures into `directory`."""
+
+
+def conditional_labels(n, digit=None):
+    """The digits a conditional model generates for n samples: all `digit`,
+    or 0, 1, ..., 9, 0, 1, ... (every digit equally often)."""
+    return np.full(n, digit, np.int32) if digit is not None else np.arange(n, dtype=np.int32) % 10

@@ -93,7 +93,7 @@ class VAEGAN(GenerativeModel):
             optimizer.build(network.trainable_variables)
             self.optimizers[f"{name}_optimizer"] = optimizer
         self.rng = tf.random.Generator.from_seed(seed)
-        self.test_images = self.prepare(data.test_images)
+        self.test_digits = data.test_images
         self.picture_prior = tf.random.Generator.from_seed(seed + 1).normal([10, noise_dim])
 
     def prepare(self, images):
@@ -159,19 +159,21 @@ class VAEGAN(GenerativeModel):
         self.optimizers[f"{name}_optimizer"].apply_gradients(
             zip(tape.gradient(loss, variables), variables))
 
-    def reconstruct(self, images):
-        """Prepared images -> their reconstructions from the mean of q(z|x),
-        in [0, 1], as numpy [n, 28, 28]."""
+    def reconstruct(self, images, labels=None):
+        """uint8 images [n, 28, 28] -> their reconstructions from the mean of
+        q(z|x), numpy [n, 28, 28] in [0, 1] (`labels`: for the interface of
+        conditional models, unused)."""
+        x = self.prepare(images)
         parts = []
-        for i in range(0, len(images), EVAL_BATCH):
-            mean, _ = tf.split(self.encoder(images[i:i + EVAL_BATCH], training=False), 2, axis=1)
+        for i in range(0, len(x), EVAL_BATCH):
+            mean, _ = tf.split(self.encoder(x[i:i + EVAL_BATCH], training=False), 2, axis=1)
             parts.append(self.decoder(mean, training=False).numpy()[..., 0] * 0.5 + 0.5)
         return np.concatenate(parts)
 
     def evaluate(self):
         """The test images' mean squared reconstruction error, pixels in [0, 1]."""
-        originals = self.test_images.numpy()[..., 0] * 0.5 + 0.5
-        return {"test_mse": float(np.mean((self.reconstruct(self.test_images) - originals) ** 2))}
+        return {"test_mse": float(np.mean(
+            (self.reconstruct(self.test_digits) - self.test_digits / 255.0) ** 2))}
 
     def sample(self, n, seed=0, batch=1000):
         z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
@@ -181,8 +183,8 @@ class VAEGAN(GenerativeModel):
     def images(self):
         """Report 002's comparison: 10 test digits, their reconstructions, and
         10 decoded prior samples (fixed noise)."""
-        originals = self.test_images[:10]
+        originals = self.test_digits[:10]
         prior = self.decoder(self.picture_prior, training=False).numpy()[..., 0] * 0.5 + 0.5
-        return labelled_rows([("Test originals", originals.numpy()[..., 0] * 0.5 + 0.5),
+        return labelled_rows([("Test originals", originals / 255.0),
                               ("Reconstructions", self.reconstruct(originals)),
                               ("Prior samples", prior)])

@@ -1,5 +1,6 @@
 """Fixtures: MNIST-format files written by the tests themselves, the real
 MNIST when MNIST_DIR is set, and helpers to run the train.py scripts."""
+import csv
 import gzip
 import hashlib
 import os
@@ -55,6 +56,16 @@ def write_mnist(directory, n_train=256, n_test=64, gz=True, seed=0):
     return directory
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same Python, numpy and TensorFlow seeds,
+    whatever ran before it in this process: a model a test builds gets the
+    same weights alone or in the whole suite."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(scope="session")
 def synthetic_mnist(tmp_path_factory):
     """256 training and 64 test images, IDX .gz, read-only by convention."""
@@ -82,3 +93,9 @@ def tree_digest(directory):
     directory = Path(directory)
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def history(out):
+    """The rows of a run's history.csv, as strings."""
+    with open(Path(out) / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))

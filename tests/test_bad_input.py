@@ -110,8 +110,8 @@ def test_data_dir_from_the_environment(synthetic_mnist, tmp_path):
 @pytest.mark.parametrize("script, defaults", [
     (GAN, ("(default: 2000)", "--noise-dim NOISE_DIM", "(default: the preset's)",
            "mlp_gan: report004, report001, report003", "(default: bce)")),
-    (VAE, ("(default: 1000)", "(default: 32)", "--latent-dim LATENT_DIM", "(default: mc)",
-           "(default: static)", "(default: 0.0001)")),
+    (VAE, ("(default: 1000)", "--latent-dim LATENT_DIM", "(default: the preset's)",
+           "mlp_vae: report004, report001, report003", "cvae: report001")),
 ])
 def test_help_lists_the_report_defaults(script, defaults):
     result = run_script(script, "--help")

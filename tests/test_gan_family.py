@@ -1,7 +1,6 @@
 """Every GAN of the reports (MLP GAN, DCGAN presets, InfoGAN, VAE-GAN) and
 every loss (bce, lsgan, wgan-gp): report parameter counts by hand, the
 losses by hand, one step, short runs, resume, Fashion-MNIST."""
-import csv
 import json
 import math
 
@@ -10,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import history
 from common import cli, data, runs
 from gan_keras import losses, presets, train
 from gan_keras.dcgan import DCGAN
@@ -147,11 +147,6 @@ def run(synthetic_mnist, out, *args):
                        "64", "--metrics-every", "0", *map(str, args)])
 
 
-def history(out):
-    with open(out / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.parametrize("model, preset, loss", CONFIGS)
 def test_two_epoch_run_writes_every_output(model, preset, loss, synthetic_mnist, tmp_path):
     out = tmp_path / "run"
@@ -204,6 +199,7 @@ def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path):
 
 
 def test_vaegan_reconstructions_get_closer(synthetic_mnist):
+    """Measured: 0.229 -> 0.052 (50 steps) -> 0.027 (60 steps)."""
     mnist = data.load("mnist", synthetic_mnist)
     model = VAEGAN(mnist, noise_dim=16, seed=0)
     x = model.prepare(mnist.train_images[:32])

@@ -1,11 +1,10 @@
 """The shared training loop, driven through gan_keras/train.py in this
 process: every output of a run, resume, reproducibility, refusals."""
-import csv
 import json
 
 import numpy as np
 import pytest
-from conftest import tree_digest
+from conftest import history, tree_digest
 from PIL import Image
 
 from gan_keras import train
@@ -18,11 +17,6 @@ def run(data_dir, out, *args):
     """Train on the synthetic set (256 images, batch 64: 4 steps an epoch)."""
     return train.main(["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64",
                        *map(str, args)])
-
-
-def history(out):
-    with open(out / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def losses(out):

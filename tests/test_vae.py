@@ -1,6 +1,5 @@
 """The conv VAE: its networks, the reparameterization layer, the ELBO against
 hand computations, the report's panel, and short runs of vae_keras/train.py."""
-import csv
 import math
 
 import keras
@@ -10,6 +9,7 @@ import tensorflow as tf
 from keras import layers
 from PIL import Image
 
+from conftest import history
 from common import data as data_module
 from common.images import LABEL_HEIGHT
 from vae_keras import elbo, train
@@ -89,9 +89,10 @@ def test_test_elbo_of_a_tiny_model_equals_a_hand_computation():
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28)).astype(np.uint8)
     class Tiny(VariationalAutoencoder):
         name = "tiny"
+        networks_by_preset = {"by hand": (lambda latent: encoder, lambda latent: decoder)}
 
     for kl in ("mc", "analytic"):
-        model = Tiny(encoder, decoder, fake_data(images), kl=kl)
+        model = Tiny(fake_data(images), latent_dim=1, kl=kl)
         got = model.evaluate()["test_elbo"]
 
         x = (images / 255.0 > 0.5).reshape(7, 784).astype(np.float64)
@@ -151,11 +152,6 @@ def test_one_step_changes_encoder_and_decoder_and_dynamic_binarization_is_fresh(
 
 def run(data_dir, out, *args):
     return train.main(["--data-dir", str(data_dir), "--out", str(out), *map(str, args)])
-
-
-def history(out):
-    with open(out / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnist, tmp_path):

@@ -1,8 +1,8 @@
 """The convolutional VAE of report 000 (SPEC.md "conv VAE"): the TensorFlow
 CVAE tutorial's encoder and decoder, a 2-D latent space by default, trained
 on binarized MNIST with Adam(1e-4) and batch 32."""
-from keras import layers
 import keras
+from keras import layers
 
 from vae_keras.vae import VariationalAutoencoder
 
@@ -32,6 +32,4 @@ def make_decoder(latent_dim=2):
 
 class ConvVAE(VariationalAutoencoder):
     name = "conv_vae"
-
-    def __init__(self, data, latent_dim=2, **kwargs):
-        super().__init__(make_encoder(latent_dim), make_decoder(latent_dim), data, **kwargs)
+    networks_by_preset = {"report000": (make_encoder, make_decoder)}

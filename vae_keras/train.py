@@ -3,8 +3,10 @@ tutorial's convolutional VAE for 1000 epochs:
 
     python vae_keras/train.py --epochs 1000
 
-Outputs go to outputs/<model> (see README.md); running the same command
-again resumes the run."""
+The other reports' VAEs: --model mlp_vae --preset report001|report003|report004,
+--model cvae (conditional on the digit, report 001). Outputs go to
+outputs/<model>[_<preset>] (see README.md); running the same command again
+resumes the run."""
 import sys
 from pathlib import Path
 
@@ -12,32 +14,39 @@ if not __package__:  # run as a script: make the repository's packages importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402  (after the path is set)
+from vae_keras.presets import PRESETS  # noqa: E402
 
-MODELS = ("conv_vae",)  # the --model choices; common/runs.py finds a run's script by them
+MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
 
 
 def make_parser():
-    parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32)
-    parser.add_argument("--latent-dim", type=cli.positive_int, default=2,
-                        help="size of the latent space (2 draws the latent figures)")
-    parser.add_argument("--lr", type=cli.positive_float, default=1e-4, help="Adam learning rate")
-    parser.add_argument("--kl", choices=("mc", "analytic"), default="mc",
-                        help="KL term of the ELBO: one-sample Monte Carlo (the tutorial's) or "
-                             "closed form")
-    parser.add_argument("--eval-every", type=cli.positive_int, default=1,
-                        help="the whole test set's ELBO into history.csv every K epochs (and "
-                             "at the last)")
-    parser.add_argument("--binarize", choices=("static", "dynamic"), default="static",
-                        help="static: pixels thresholded at 0.5 once (the tutorial's); dynamic: "
-                             "a fresh Bernoulli draw of every pixel at every step")
+    parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
+                             presets=PRESETS)
+    add = parser.add_argument
+    add("--latent-dim", type=cli.positive_int, default=None,
+        help="size of the latent space; 2 draws the latent figures (default: the preset's)")
+    add("--lr", type=cli.positive_float, default=None,
+        help="Adam learning rate (default: the preset's)")
+    add("--kl", choices=("mc", "analytic"), default=None,
+        help="KL term of the ELBO: one-sample Monte Carlo (the tutorial's) or closed form "
+             "(default: the preset's)")
+    add("--binarize", choices=("static", "dynamic", "none"), default=None,
+        help="static: pixels thresholded at 0.5 once (the tutorial's); dynamic: a fresh "
+             "Bernoulli draw of every pixel at every step; none: grey-level targets, as the "
+             "reports' PyTorch code (default: the preset's)")
+    add("--eval-every", type=cli.positive_int, default=1,
+        help="the whole test set's ELBO into history.csv every K epochs (and at the last)")
     return parser
 
 
 def build(args, data):
-    from vae_keras.conv_vae import ConvVAE  # imports TensorFlow: only once the input is checked
+    # the model modules import TensorFlow: only once the input is checked
+    from vae_keras.conv_vae import ConvVAE
+    from vae_keras.mlp_vae import MLPVAE, ConditionalVAE
 
-    return ConvVAE(data, latent_dim=args.latent_dim, learning_rate=args.lr, kl=args.kl,
-                   binarize=args.binarize, seed=args.seed)
+    model = {"conv_vae": ConvVAE, "mlp_vae": MLPVAE, "cvae": ConditionalVAE}[args.model]
+    return model(data, args.preset, latent_dim=args.latent_dim, learning_rate=args.lr,
+                 kl=args.kl, binarize=args.binarize, seed=args.seed)
 
 
 def main(argv=None):

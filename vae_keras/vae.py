@@ -1,7 +1,8 @@
 """What every VAE of the project shares, so that a model file only defines
 its encoder and decoder: the reparameterization layer, the encoder-decoder
-keras.Model, and the training object (negative-ELBO step, test-set ELBO,
-the report's per-epoch panel, the latent-space figures)."""
+keras.Model (optionally conditioned on a one-hot label), and the training
+object (negative-ELBO step, test-set ELBO and likelihood bound, the
+report's per-epoch panel, reconstructions, the latent-space figures)."""
 from statistics import NormalDist
 
 import keras
@@ -10,14 +11,15 @@ import tensorflow as tf
 from keras import layers
 
 from common import images
-from common.model import GenerativeModel
+from common.model import GenerativeModel, conditional_labels
 from vae_keras import elbo
 
-BINARIZATIONS = ("static", "dynamic")
+BINARIZATIONS = ("static", "dynamic", "none")
 PANEL_ROWS = ("Originals", "Decoded Random Samples", "Decoded Modes", "Decoded Means",
               "Randomly Generated Samples", "Randomly Generated Modes",
               "Randomly Generated Means")  # report 000, section 5
 EVAL_BATCH = 1000
+CLASSES = 10
 
 
 class Reparameterize(layers.Layer):
@@ -37,8 +39,10 @@ class Reparameterize(layers.Layer):
 
 
 class VAE(keras.Model):
-    """A Sequential encoder giving [mean, log-variance] of q(z|x), the
-    reparameterization, and a Sequential decoder giving Bernoulli logits."""
+    """An encoder giving [mean, log-variance] of q(z|x), the
+    reparameterization, and a decoder giving Bernoulli logits. With a
+    `condition` (a one-hot label), the encoder takes [x, condition] and the
+    decoder [z, condition]: the conditional VAE."""
 
     def __init__(self, encoder, decoder, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -46,31 +50,40 @@ class VAE(keras.Model):
         self.decoder = decoder
         self.reparameterize = Reparameterize(seed)
 
-    def encode(self, x):
-        mean, logvar = tf.split(self.encoder(x), 2, axis=-1)
+    def encode(self, x, condition=None):
+        inputs = x if condition is None else [x, condition]
+        mean, logvar = tf.split(self.encoder(inputs), 2, axis=-1)
         return mean, logvar
 
-    def call(self, x, eps=None, training=False):
+    def decode(self, z, condition=None, training=False):
+        return self.decoder(z if condition is None else [z, condition], training=training)
+
+    def call(self, x, condition=None, eps=None, training=False):
         """x -> (logits, z, mean, logvar)."""
-        mean, logvar = self.encode(x)
+        mean, logvar = self.encode(x, condition)
         z = self.reparameterize(mean, logvar, eps)
-        return self.decoder(z, training=training), z, mean, logvar
+        return self.decode(z, condition, training), z, mean, logvar
 
 
 class VariationalAutoencoder(GenerativeModel):
-    """A VAE on binarized images, trained on the negative ELBO (elbo.py)."""
+    """A VAE trained on the negative ELBO (elbo.py). A subclass sets `name`
+    and `networks_by_preset`: {preset: (make encoder, make decoder), each
+    from the latent size}; `conditional` models see one-hot labels."""
 
     metrics = ("loss", "reconstruction", "kl")
     eval_metrics = ("test_elbo",)
     plots = {"negative ELBO, training batches (nats)": ("loss",),
              "its terms (nats)": ("reconstruction", "kl"),
              "test-set ELBO (nats)": ("test_elbo",)}
+    networks_by_preset = {}
 
-    def __init__(self, encoder, decoder, data, *, learning_rate=1e-4, kl="mc",
+    def __init__(self, data, preset=None, *, latent_dim=2, learning_rate=1e-4, kl="mc",
                  binarize="static", seed=0):
-        self.latent_dim = decoder.input_shape[-1]
-        self.kl, self.binarize = kl, binarize
-        self.vae = VAE(encoder, decoder, seed=seed, name=self.name)
+        preset = preset or next(iter(self.networks_by_preset))
+        make_encoder, make_decoder = self.networks_by_preset[preset]
+        self.latent_dim, self.kl, self.binarize = latent_dim, kl, binarize
+        self.vae = VAE(make_encoder(latent_dim), make_decoder(latent_dim), seed=seed,
+                       name=self.name)
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.optimizer.build(self.vae.trainable_variables)
         self.networks = {"vae": self.vae}
@@ -88,20 +101,27 @@ class VariationalAutoencoder(GenerativeModel):
         self.panel_prior = fixed.normal([10, self.latent_dim])
         self.panel_uniform = fixed.uniform([2, 10, 28, 28, 1])
 
+    def condition(self, labels):
+        """The decoder's and encoder's extra input: None, or for a
+        conditional model the labels one-hot."""
+        return tf.one_hot(labels, CLASSES) if self.conditional else None
+
     def prepare(self, images):
         """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1]: binary (threshold
-        0.5, as the tutorial) for static binarization, grey levels in [0, 1]
-        for dynamic (a Bernoulli draw per pixel at every step)."""
+        0.5, as the tutorial) for static binarization; grey levels in [0, 1]
+        for dynamic (a Bernoulli draw per pixel at every step) and for none
+        (grey targets of the Bernoulli likelihood, as the PyTorch code of
+        reports 001, 003 and 004: a loss, not a proper likelihood)."""
         x = tf.cast(images, tf.float32)[..., None] / 255.0
         return tf.cast(x > 0.5, tf.float32) if self.binarize == "static" else x
 
     @tf.function
     def train_step(self, batch):
-        x, _ = batch
+        x, labels = batch
         if self.binarize == "dynamic":
             x = tf.cast(self.rng.uniform(tf.shape(x)) < x, tf.float32)
         with tf.GradientTape() as tape:
-            logits, z, mean, logvar = self.vae(x, training=True)
+            logits, z, mean, logvar = self.vae(x, self.condition(labels), training=True)
             reconstruction, kl = elbo.elbo_terms(x, logits, z, mean, logvar, self.kl)
             loss = tf.reduce_mean(reconstruction + kl)
         variables = self.vae.trainable_variables
@@ -109,79 +129,114 @@ class VariationalAutoencoder(GenerativeModel):
         return {"loss": loss, "reconstruction": tf.reduce_mean(reconstruction),
                 "kl": tf.reduce_mean(kl)}
 
-    @tf.function
-    def _elbo_sum(self, x, eps):
-        logits, z, mean, logvar = self.vae(x, eps=eps)
+    @tf.function(reduce_retracing=True)
+    def _elbo_sum(self, x, labels, eps):
+        logits, z, mean, logvar = self.vae(x, self.condition(labels), eps=eps)
         reconstruction, kl = elbo.elbo_terms(x, logits, z, mean, logvar, self.kl)
         return -tf.reduce_sum(reconstruction + kl)
+
+    def _test_elbo(self, images):
+        """The ELBO per image of the first `images` test images (one fixed
+        draw of z each)."""
+        total = sum(float(self._elbo_sum(self.test_images[i:min(i + EVAL_BATCH, images)],
+                                         self.test_labels[i:min(i + EVAL_BATCH, images)],
+                                         self.test_eps[i:min(i + EVAL_BATCH, images)]))
+                    for i in range(0, images, EVAL_BATCH))
+        return total / images
 
     def evaluate(self):
         """The ELBO per test image (nats; higher is better), one fixed sample
         of z per image, with the training's KL estimator."""
-        total = sum(float(self._elbo_sum(self.test_images[i:i + EVAL_BATCH],
-                                         self.test_eps[i:i + EVAL_BATCH]))
-                    for i in range(0, len(self.test_images), EVAL_BATCH))
-        return {"test_elbo": total / len(self.test_images)}
-
-    def sample(self, n, seed=0):
-        """Decoder means p (not Bernoulli draws, which are salt-and-pepper
-        noise) for z from the prior."""
-        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
-        return np.concatenate([tf.sigmoid(self.vae.decoder(z[i:i + EVAL_BATCH])).numpy()[..., 0]
-                               for i in range(0, n, EVAL_BATCH)])
+        return {"test_elbo": self._test_elbo(len(self.test_images))}
 
     def likelihood(self, images, iw_samples, seed=0, batch=10, chunk=100):
         """On the first `images` test images: their ELBO (as in `evaluate`)
         and the importance-weighted bound of Burda et al. 2015 (eq. 8),
         log p(x) >= log 1/K sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), whose
         negative estimates the negative log-likelihood; K = `iw_samples`,
-        drawn `chunk` at a time for `batch` images at once."""
-        x, eps = self.test_images[:images], self.test_eps[:images]
-        elbo_sum = sum(float(self._elbo_sum(x[i:i + EVAL_BATCH], eps[i:i + EVAL_BATCH]))
-                       for i in range(0, len(x), EVAL_BATCH))
+        drawn `chunk` at a time for `batch` images at once. A conditional
+        model's bound is on log p(x|y)."""
         rng = tf.random.Generator.from_seed(seed)
         bounds = []
-        for i in range(0, len(x), batch):
-            xb = x[i:i + batch]
-            log_w = tf.concat([self._log_weights(xb, rng.normal([min(chunk, iw_samples - k),
-                                                                  len(xb), self.latent_dim]))
+        for i in range(0, images, batch):
+            xb = self.test_images[i:min(i + batch, images)]
+            condition = self.condition(self.test_labels[i:min(i + batch, images)])
+            log_w = tf.concat([self._log_weights(xb, condition,
+                                                 rng.normal([min(chunk, iw_samples - k),
+                                                             len(xb), self.latent_dim]))
                                for k in range(0, iw_samples, chunk)], axis=0)
             bounds.append(tf.reduce_logsumexp(log_w, axis=0) - np.log(iw_samples))
-        return {"test_elbo": elbo_sum / len(x),
+        return {"test_elbo": self._test_elbo(images),
                 "nll_iw": -float(tf.reduce_mean(tf.concat(bounds, axis=0)))}
 
     @tf.function(reduce_retracing=True)
-    def _log_weights(self, x, eps):
+    def _log_weights(self, x, condition, eps):
         """log p(x, z) - log q(z|x) for z = mean + sigma * eps, eps [k, b, d]."""
-        mean, logvar = self.vae.encode(x)
+        mean, logvar = self.vae.encode(x, condition)
         z = mean + tf.exp(0.5 * logvar) * eps  # [k, b, d]
         k, b = tf.shape(eps)[0], tf.shape(eps)[1]
-        logits = self.vae.decoder(tf.reshape(z, [-1, self.latent_dim]))
+        tiled = None if condition is None else tf.reshape(
+            tf.tile(condition[None], [k, 1, 1]), [-1, CLASSES])
+        logits = self.vae.decode(tf.reshape(z, [-1, self.latent_dim]), tiled)
         repeated = tf.reshape(tf.tile(x[None], [k, 1, 1, 1, 1]), tf.shape(logits))
         log_px = tf.reshape(elbo.bernoulli_log_likelihood(repeated, logits), [k, b])
         return log_px + elbo.log_normal_pdf(z, 0.0, 0.0) - elbo.log_normal_pdf(z, mean, logvar)
 
+    def _decode_means(self, z, labels):
+        """Decoder means p for codes z (and labels), numpy [n, 28, 28]."""
+        z = tf.convert_to_tensor(z, tf.float32)  # Keras takes no mix of arrays and tensors
+        return np.concatenate([
+            tf.sigmoid(self.vae.decode(z[i:i + EVAL_BATCH],
+                                       self.condition(labels[i:i + EVAL_BATCH]))).numpy()[..., 0]
+            for i in range(0, len(z), EVAL_BATCH)])
+
+    def sample(self, n, seed=0, digit=None):
+        """Decoder means p (not Bernoulli draws, which are salt-and-pepper
+        noise) for z from the prior; a conditional model draws the digits of
+        `conditional_labels`."""
+        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
+        return self._decode_means(z, conditional_labels(n, digit))
+
+    def reconstruct(self, images, labels):
+        """uint8 images [n, 28, 28] (and their labels) -> the decoder's means
+        at the mean of q(z|x), numpy [n, 28, 28] in [0, 1]."""
+        x = self.prepare(images)
+        codes = np.concatenate([
+            self.vae.encode(x[i:i + EVAL_BATCH], self.condition(labels[i:i + EVAL_BATCH]))[0]
+            for i in range(0, len(x), EVAL_BATCH)])
+        return self._decode_means(codes, labels)
+
     def images(self):
         """Report 000's panel: 10 test digits and their decodings (z drawn
         from q(z|x)), then 10 decodings of prior samples; each as a Bernoulli
-        sample, its mode (p > 0.5) and its mean p."""
-        x = self.test_images[:10]
-        decoded = tf.sigmoid(self.vae(x, eps=self.test_eps[:10])[0])
-        generated = tf.sigmoid(self.vae.decoder(self.panel_prior))
+        sample, its mode (p > 0.5) and its mean p. A conditional model
+        generates the digits 0 to 9 in the panel's last rows, and adds a
+        grid of one row per digit from one set of prior codes."""
+        x, labels = self.test_images[:10], self.test_labels[:10]
+        digits = np.arange(10)
+        decoded = tf.sigmoid(self.vae(x, self.condition(labels), eps=self.test_eps[:10])[0])
+        generated = tf.sigmoid(self.vae.decode(self.panel_prior, self.condition(digits)))
         rows = [x]
         for p, uniform in ((decoded, self.panel_uniform[0]), (generated, self.panel_uniform[1])):
             rows += [tf.cast(uniform < p, tf.float32), tf.cast(p > 0.5, tf.float32), p]
-        return images.labelled_rows([(label, row.numpy()[..., 0])
-                                     for label, row in zip(PANEL_ROWS, rows)])
+        panel = images.labelled_rows([(label, row.numpy()[..., 0])
+                                      for label, row in zip(PANEL_ROWS, rows)])
+        if not self.conditional:
+            return panel
+        codes = np.tile(self.panel_prior.numpy(), (10, 1))
+        by_digit = self._decode_means(codes, np.repeat(digits, 10))
+        return {"image": panel, "digits": images.labelled_rows(
+            [(f"digit {d}", by_digit[d * 10:(d + 1) * 10]) for d in digits])}
 
     def figures(self, directory):
         """For a 2-D latent space: the decoded manifold and the test set's
-        encodings (Kingma & Welling 2014, figure 4)."""
-        if self.latent_dim != 2:
+        encodings (Kingma & Welling 2014, figure 4); not for conditional
+        models, whose decoder also needs a label."""
+        if self.latent_dim != 2 or self.conditional:
             return
         quantiles = [NormalDist().inv_cdf(q) for q in np.linspace(0.05, 0.95, 20)]
         grid_z = np.array([[x, y] for y in quantiles[::-1] for x in quantiles], np.float32)
-        means = tf.sigmoid(self.vae.decoder(grid_z)).numpy()[..., 0]
+        means = self._decode_means(grid_z, np.zeros(len(grid_z), np.int32))
         images.save_png(images.grid(means, cols=20, scale=1, pad=0),
                         directory / "latent_manifold.png")
         encoded = np.concatenate([self.vae.encode(self.test_images[i:i + EVAL_BATCH])[0].numpy()
