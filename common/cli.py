@@ -3,7 +3,9 @@ takes, errors as one line with exit status 2, and main(), which checks the
 arguments, the run directory and the data before TensorFlow starts (its
 start-up takes seconds and writes to stderr), then hands over to the loop."""
 import argparse
+import contextlib
 import datetime
+import json
 import os
 import platform
 import random
@@ -55,14 +57,16 @@ unit_interval = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
 
-def make_parser(description, *, models, epochs, batch_size, presets=None):
+def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_models=()):
     """The arguments every model takes; a train.py adds its model's own.
     `models` are the --model choices (the first is the default); `epochs`
     and `batch_size` are the report's values for that script. `presets`,
     {model: {preset: {argument: default}}}, adds --preset: the chosen
-    preset's values become the defaults (see `parse`)."""
+    preset's values become the defaults (see `parse`). `fp32_models` compute
+    in fp32 unless told otherwise, on every device: mixed precision
+    measurably changes what they learn."""
     parser = Parser(description=description)
-    parser.presets = presets
+    parser.presets, parser.fp32_models = presets, fp32_models
     add = parser.add_argument
     add("--model", choices=models, default=models[0], help="the model to train")
     if presets:
@@ -101,6 +105,20 @@ def make_parser(description, *, models, epochs, batch_size, presets=None):
     add("--classifier-dir", default=None,
         help="where the evaluation classifier is cached (default: 'classifier' beside the "
              "run directory, so outputs/classifier)")
+    add("--strategy", choices=("auto", "none", "mirrored", "multiworker"), default="auto",
+        help="tf.distribute: mirrored over this host's GPUs, multiworker across the hosts "
+             "of TF_CONFIG, auto = mirrored on several GPUs; --batch-size is the global batch")
+    add("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+        help="compute in float32, or in bfloat16 / float16 with float32 weights and losses "
+             "(fp16 with loss scaling) (default: the fastest measured on the device type)")
+    add("--jit", action=argparse.BooleanOptionalAction, default=None,
+        help="compile the train step with XLA (default: as measured fastest on the device type)")
+    add("--steps-per-call", type=positive_int, default=None,
+        help="train steps per graph call (default: as measured fastest on the device type)")
+    add("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
+        help="keep the training set on the training device, shuffled and batched in the graph, "
+             "rather than a tf.data pipeline from host memory (default: as measured fastest; "
+             "never under a --strategy)")
     parser.set_defaults(eval_every=1)  # a model with its own evaluation adds --eval-every
     return parser
 
@@ -139,6 +157,25 @@ def default_out(parser, args):
     return os.path.join("outputs", "_".join(parts))
 
 
+def worker_out(out, tf_config):
+    """The run directory of this worker of a multi-worker run. Every worker
+    saves the checkpoints (a collective operation), so each needs a
+    directory of its own: the chief's is --out (the one to read), another
+    worker's --out-<type><index>, as TF_CONFIG's task names it."""
+    if not tf_config:
+        raise UsageError("--strategy multiworker needs TF_CONFIG, JSON with the cluster and "
+                         "this host's task; it is not set")
+    try:
+        config = json.loads(tf_config)
+        task, cluster = config["task"], config["cluster"]
+        kind, index = task["type"], int(task["index"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise UsageError("--strategy multiworker needs TF_CONFIG, JSON with the cluster and "
+                         f"this host's task ({type(error).__name__}: {error})") from None
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return out if chief else f"{out}-{kind}{index}"
+
+
 def main(parser, build, argv=None):
     """Parse and check everything, then train. `build(args, data)` returns
     the model; it imports TensorFlow, so it runs only once the input is
@@ -146,6 +183,11 @@ def main(parser, build, argv=None):
     args = parse(parser, argv)
     if args.out is None:
         args.out = default_out(parser, args)
+    if args.strategy == "multiworker":
+        try:
+            args.out = worker_out(args.out, os.environ.get("TF_CONFIG"))
+        except UsageError as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
     if args.data_dir is None:
         args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
     try:
@@ -160,8 +202,10 @@ def main(parser, build, argv=None):
     if args.seed is None:
         args.seed = stored["args"]["seed"] if stored else random.randrange(2**31)
 
-    from common import training  # TensorFlow starts here
+    from common import devices, training  # TensorFlow starts here
     import keras
+
+    strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
 
     evaluator = None
     if args.metrics_every:  # first: training the classifier reseeds Keras
@@ -171,21 +215,31 @@ def main(parser, build, argv=None):
         trained = classifier.load_or_train(everything, runs.classifier_dir(run.path,
                                                                            args.classifier_dir))
         evaluator = Evaluator(trained, everything, args.metrics_samples)
+    device = devices.describe()
+    if args.model in parser.fp32_models and args.precision is None:
+        args.precision = "fp32"
+    for name, value in devices.speed_defaults().items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
     keras.utils.set_random_seed(args.seed)
-    model = build(args, dataset)
-    device = training.describe_device()
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build(args, dataset)
     run.start({"model": args.model, "args": vars(args), "data": dataset.source,
                "device": device, "versions": _versions(),
                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
               fresh=args.fresh)
-    print(f"Training {args.model} on {device}: {len(dataset.train_images)} {args.dataset} "
-          f"training images, batch {args.batch_size}, seed {args.seed}, into {run.path}",
-          flush=True)
+    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
+    print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
+          f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
+          f"{args.seed}, into {run.path}", flush=True)
     try:
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,
                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-                       evaluator=evaluator, metrics_every=args.metrics_every)
+                       evaluator=evaluator, metrics_every=args.metrics_every,
+                       strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
+                       data_on_device=args.data_on_device)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)

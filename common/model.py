@@ -75,3 +75,33 @@ def conditional_labels(n, digit=None):
     """The digits a conditional model generates for n samples: all `digit`,
     or 0, 1, ..., 9, 0, 1, ... (every digit equally often)."""
     return np.full(n, digit, np.int32) if digit is not None else np.arange(n, dtype=np.int32) % 10
+
+
+def make_optimizer(learning_rate, variables, beta_1=0.9, beta_2=0.999):
+    """Adam over `variables`, built now so that a checkpoint restores its
+    slots (and, under tf.distribute, so that its slots are created in the
+    strategy's scope); under the mixed_float16 policy wrapped in Keras's
+    dynamic loss scaling."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(variables)
+    return optimizer
+
+
+def apply_gradients(optimizer, tape, loss, variables):
+    """One optimizer step on `variables` from `loss`, a mean over this
+    replica's examples (its tape closed). Backpropagation starts from a
+    scale rather than 1: Keras optimizers sum gradients across tf.distribute
+    replicas, so the scale is 1 / replicas and the sum is the gradient of
+    the global batch's mean; under fp16 it also holds the loss scale (the
+    optimizer unscales), so small gradients do not underflow. One replica,
+    fp32: a scale of 1, the plain gradient."""
+    import tensorflow as tf
+
+    scale = (optimizer.scale_loss(tf.ones_like(loss))
+             / tf.distribute.get_replica_context().num_replicas_in_sync)
+    gradients = tape.gradient(loss, variables, output_gradients=scale)
+    optimizer.apply_gradients(zip(gradients, variables))

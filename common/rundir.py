@@ -18,7 +18,8 @@ from common.errors import UsageError
 # the run, and a command that differs in one of them is refused.
 RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
                          "checkpoint_every", "eval_every", "metrics_every", "metrics_samples",
-                         "classifier_dir"})
+                         "classifier_dir", "strategy", "precision", "jit", "steps_per_call",
+                         "data_on_device"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.

@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import layers
 
 from common.images import grid
-from common.model import GenerativeModel
+from common.model import GenerativeModel, apply_gradients, make_optimizer
 from gan_keras import losses
 
 
@@ -47,12 +47,10 @@ class GAN(GenerativeModel):
         self.picture_noise = tf.random.Generator.from_seed(seed + 1).normal([16, noise_dim])
 
     def _adam(self, learning_rate, beta_1, network):
-        """Adam, built now so that a checkpoint restores its slots; with the
-        betas of the loss's paper where it names them (WGAN-GP)."""
+        """Adam, with the betas of the loss's paper where it names them
+        (WGAN-GP)."""
         beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
-        optimizer.build(network.trainable_variables)
-        return optimizer
+        return make_optimizer(learning_rate, network.trainable_variables, beta_1, beta_2)
 
     def prepare(self, images):
         """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1] in [-1, 1], as tanh."""
@@ -103,6 +101,5 @@ class GAN(GenerativeModel):
 
 def _apply(optimizer, tape, loss, network):
     """One optimizer step on `network`'s trainable variables."""
-    variables = network.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    apply_gradients(optimizer, tape, loss, network.trainable_variables)
     return tf.constant(True)

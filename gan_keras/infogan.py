@@ -109,6 +109,7 @@ class InfoGAN(GAN):
         prediction, plus the negative log-likelihood of the continuous codes
         under a unit-variance Gaussian at Q's means (a factored Gaussian, as
         the paper), 0.5 (c - mu)^2 up to a constant."""
+        q = tf.cast(q, tf.float32)
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=category, logits=q[:, :CATEGORIES])
         squared = 0.5 * tf.reduce_sum((continuous - q[:, CATEGORIES:]) ** 2, axis=1)

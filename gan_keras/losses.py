@@ -25,9 +25,20 @@ class Loss:
     betas: tuple | None = None
 
 
+def _f32(out):
+    """The discriminator's output in float32: under mixed precision the
+    networks compute in 16 bits, the losses do not."""
+    return tf.cast(out, tf.float32)
+
+
 def _cross_entropy(label, logits):
+    logits = _f32(logits)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
         labels=tf.fill(tf.shape(logits), label), logits=logits))
+
+
+def _mean(out):
+    return tf.reduce_mean(_f32(out))
 
 
 # Goodfellow et al. 2014: D maximizes log D(x) + log(1 - D(G(z))); G the
@@ -35,21 +46,21 @@ def _cross_entropy(label, logits):
 BCE = Loss(real=lambda out: _cross_entropy(1.0, out),
            fake=lambda out: _cross_entropy(0.0, out),
            generator=lambda out: _cross_entropy(1.0, out),
-           score=tf.sigmoid)
+           score=lambda out: tf.sigmoid(_f32(out)))
 
 # Mao et al. 2017, eq. 9 with a = 0, b = c = 1: least squares on the raw output.
-LSGAN = Loss(real=lambda out: 0.5 * tf.reduce_mean((out - 1.0) ** 2),
-             fake=lambda out: 0.5 * tf.reduce_mean(out**2),
-             generator=lambda out: 0.5 * tf.reduce_mean((out - 1.0) ** 2),
-             score=tf.identity)
+LSGAN = Loss(real=lambda out: 0.5 * _mean((_f32(out) - 1.0) ** 2),
+             fake=lambda out: 0.5 * _mean(_f32(out) ** 2),
+             generator=lambda out: 0.5 * _mean((_f32(out) - 1.0) ** 2),
+             score=_f32)
 
 # Gulrajani et al. 2017, Algorithm 1: the critic's Wasserstein estimate, a
 # gradient penalty of weight 10 at uniform interpolates, 5 critic steps per
 # generator step, Adam(beta_1 = 0, beta_2 = 0.9).
-WGAN_GP = Loss(real=lambda out: -tf.reduce_mean(out),
-               fake=lambda out: tf.reduce_mean(out),
-               generator=lambda out: -tf.reduce_mean(out),
-               score=tf.identity, critic_steps=5, penalty=10.0, betas=(0.0, 0.9))
+WGAN_GP = Loss(real=lambda out: -_mean(out),
+               fake=lambda out: _mean(out),
+               generator=lambda out: -_mean(out),
+               score=_f32, critic_steps=5, penalty=10.0, betas=(0.0, 0.9))
 
 LOSSES = {"bce": BCE, "lsgan": LSGAN, "wgan-gp": WGAN_GP}
 
@@ -59,11 +70,11 @@ def gradient_penalty(discriminator, real, fake, rng):
     per example (Gulrajani et al. 2017, eq. 3)."""
     shape = [tf.shape(real)[0]] + [1] * (len(real.shape) - 1)
     e = rng.uniform(shape)
-    x_hat = e * real + (1.0 - e) * fake
+    x_hat = e * _f32(real) + (1.0 - e) * _f32(fake)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         out = discriminator(x_hat, training=True)
-    out = out[0] if isinstance(out, (list, tuple)) else out  # a discriminator with a Q head
+        out = _f32(out[0] if isinstance(out, (list, tuple)) else out)  # D with a Q head
     grads = tape.gradient(out, x_hat)
     norms = tf.sqrt(tf.reduce_sum(tf.reshape(grads, [tf.shape(real)[0], -1]) ** 2, axis=1) + 1e-12)
     return tf.reduce_mean((norms - 1.0) ** 2)

@@ -21,8 +21,9 @@ MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's scr
 
 
 def make_parser():
+    # the VAE-GAN's reconstruction is a VAE's: fp32 by default, as the VAEs
     parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256,
-                             presets=PRESETS)
+                             presets=PRESETS, fp32_models=("vaegan",))
     add = parser.add_argument
     add("--loss", choices=LOSSES, default="bce",
         help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "

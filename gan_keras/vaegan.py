@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import layers
 
 from common.images import labelled_rows
-from common.model import GenerativeModel
+from common.model import GenerativeModel, apply_gradients, make_optimizer
 from gan_keras import losses
 from gan_keras.gan import torch_batch_norm
 from vae_keras.elbo import kl_analytic
@@ -87,11 +87,9 @@ class VAEGAN(GenerativeModel):
         self.networks = {"encoder": self.encoder, "decoder": self.decoder,
                          "discriminator": self.discriminator}
         beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
-        self.optimizers = {}
-        for name, network in self.networks.items():
-            optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
-            optimizer.build(network.trainable_variables)
-            self.optimizers[f"{name}_optimizer"] = optimizer
+        self.optimizers = {f"{name}_optimizer": make_optimizer(
+            learning_rate, network.trainable_variables, beta_1, beta_2)
+            for name, network in self.networks.items()}
         self.rng = tf.random.Generator.from_seed(seed)
         self.test_digits = data.test_images
         self.picture_prior = tf.random.Generator.from_seed(seed + 1).normal([10, noise_dim])
@@ -117,17 +115,20 @@ class VAEGAN(GenerativeModel):
         x, _ = batch
         n = tf.shape(x)[0]
         with tf.GradientTape(persistent=True) as tape:
-            mean, logvar = tf.split(self.encoder(x, training=True), 2, axis=1)
+            mean, logvar = tf.split(tf.cast(self.encoder(x, training=True), tf.float32), 2,
+                                    axis=1)
             z = self.reparameterize(mean, logvar, self.rng.normal(tf.shape(mean)))
             decoded = self.decoder(tf.concat([z, self.rng.normal([n, self.latent_dim])], 0),
                                    training=True)
-            out, features = self.discriminator(tf.concat([x, decoded], 0), training=True)
+            out, features = self.discriminator(tf.concat([x, tf.cast(decoded, x.dtype)], 0),
+                                               training=True)
             real_out, recon_out, sampled_out = out[:n], out[n:2 * n], out[2 * n:]
             real_features, recon_features = features[:n], features[n:2 * n]
             sampled = decoded[n:]
             prior = tf.reduce_mean(kl_analytic(mean, logvar))
             feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(
-                tf.reshape(real_features - recon_features, [n, -1]) ** 2, axis=1))
+                tf.reshape(tf.cast(real_features - recon_features, tf.float32), [n, -1]) ** 2,
+                axis=1))
             d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
                       + self.loss.fake(sampled_out))
             if self.loss.penalty:
@@ -155,9 +156,8 @@ class VAEGAN(GenerativeModel):
                 "d_fake": tf.reduce_mean(self.loss.score(recon_out))}
 
     def _apply(self, name, tape, loss):
-        variables = self.networks[name].trainable_variables
-        self.optimizers[f"{name}_optimizer"].apply_gradients(
-            zip(tape.gradient(loss, variables), variables))
+        apply_gradients(self.optimizers[f"{name}_optimizer"], tape, loss,
+                        self.networks[name].trainable_variables)
 
     def reconstruct(self, images, labels=None):
         """uint8 images [n, 28, 28] -> their reconstructions from the mean of

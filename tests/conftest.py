@@ -60,10 +60,12 @@ def write_mnist(directory, n_train=256, n_test=64, gz=True, seed=0):
 def seeded():
     """Every test starts from the same Python, numpy and TensorFlow seeds,
     whatever ran before it in this process: a model a test builds gets the
-    same weights alone or in the whole suite."""
+    same weights alone or in the whole suite; and in float32, whatever
+    --precision a run before it set."""
     import keras
 
     keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("float32")
 
 
 @pytest.fixture(scope="session")

@@ -158,8 +158,8 @@ def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnis
     out = tmp_path / "run"
     assert run(synthetic_mnist, out, "--epochs", 4, "--seed", 1, "--eval-every", 3) == 0
     rows = history(out)
-    assert list(rows[0]) == ["epoch", "seconds", "images_per_sec", "loss", "reconstruction",
-                             "kl", "test_elbo"]
+    assert list(rows[0]) == ["epoch", "seconds", "train_seconds", "images_per_sec", "loss",
+                             "reconstruction", "kl", "test_elbo", "host_mb"]
     assert [r["test_elbo"] != "" for r in rows] == [False, False, True, True]  # 3, and the last
     for r in rows:
         assert float(r["loss"]) == pytest.approx(float(r["reconstruction"]) + float(r["kl"]),

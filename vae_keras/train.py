@@ -20,8 +20,10 @@ MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's scr
 
 
 def make_parser():
+    # fp32 by default: in bf16 the conv VAE's test ELBO lagged fp32's by 5.6
+    # nats after 6 epochs (README.md, "Speed")
     parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
-                             presets=PRESETS)
+                             presets=PRESETS, fp32_models=MODELS)
     add = parser.add_argument
     add("--latent-dim", type=cli.positive_int, default=None,
         help="size of the latent space; 2 draws the latent figures (default: the preset's)")

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import layers
 
 from common import images
-from common.model import GenerativeModel, conditional_labels
+from common.model import GenerativeModel, apply_gradients, conditional_labels, make_optimizer
 from vae_keras import elbo
 
 BINARIZATIONS = ("static", "dynamic", "none")
@@ -29,7 +29,9 @@ class Reparameterize(layers.Layer):
     training's random stream."""
 
     def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        # float32 under any mixed-precision policy: z is a sample of q(z|x),
+        # not a network's activation (the decoder casts it as it needs)
+        super().__init__(dtype="float32", **kwargs)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, mean, logvar, eps=None):
@@ -51,12 +53,16 @@ class VAE(keras.Model):
         self.reparameterize = Reparameterize(seed)
 
     def encode(self, x, condition=None):
+        """The mean and log-variance of q(z|x), in float32 whatever the
+        encoder computes in (mixed precision)."""
         inputs = x if condition is None else [x, condition]
-        mean, logvar = tf.split(self.encoder(inputs), 2, axis=-1)
+        mean, logvar = tf.split(tf.cast(self.encoder(inputs), tf.float32), 2, axis=-1)
         return mean, logvar
 
     def decode(self, z, condition=None, training=False):
-        return self.decoder(z if condition is None else [z, condition], training=training)
+        """Bernoulli logits of p(x|z), in float32 as `encode`'s output."""
+        return tf.cast(self.decoder(z if condition is None else [z, condition],
+                                    training=training), tf.float32)
 
     def call(self, x, condition=None, eps=None, training=False):
         """x -> (logits, z, mean, logvar)."""
@@ -84,8 +90,7 @@ class VariationalAutoencoder(GenerativeModel):
         self.latent_dim, self.kl, self.binarize = latent_dim, kl, binarize
         self.vae = VAE(make_encoder(latent_dim), make_decoder(latent_dim), seed=seed,
                        name=self.name)
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.optimizer.build(self.vae.trainable_variables)
+        self.optimizer = make_optimizer(learning_rate, self.vae.trainable_variables)
         self.networks = {"vae": self.vae}
         self.optimizers = {"optimizer": self.optimizer}
         self.rng = tf.random.Generator.from_seed(seed)  # dynamic binarization
@@ -124,8 +129,7 @@ class VariationalAutoencoder(GenerativeModel):
             logits, z, mean, logvar = self.vae(x, self.condition(labels), training=True)
             reconstruction, kl = elbo.elbo_terms(x, logits, z, mean, logvar, self.kl)
             loss = tf.reduce_mean(reconstruction + kl)
-        variables = self.vae.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        apply_gradients(self.optimizer, tape, loss, self.vae.trainable_variables)
         return {"loss": loss, "reconstruction": tf.reduce_mean(reconstruction),
                 "kl": tf.reduce_mean(kl)}
 

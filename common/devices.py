@@ -1,0 +1,88 @@
+"""Which device trains and how fast: the device in words, the tf.distribute
+strategy of --strategy, the precisions of --precision, and the speed
+settings each device type uses by default (measured with python -m
+common.bench; README.md, "Speed")."""
+import os
+
+import tensorflow as tf
+
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+# The fastest settings measured per device type that train the same model
+# (same batch, same loss curves); README.md, "Speed", has the figures. On
+# the CPU: bf16 where the CPU has bfloat16 instructions (24-43% faster
+# DCGAN epochs, 20% faster VAE epochs than fp32; emulated bf16 would be
+# slower), the data on the device (fp32: 29% faster than tf.data for the
+# DCGAN, 19% for the VAE), 25 steps a call (the VAE's short steps: 17%),
+# no XLA (2x slower). The GPU's are not measured yet: they remove per-step
+# host work and keep fp32 arithmetic.
+SPEED_DEFAULTS = {
+    "CPU": {"precision": "fp32", "jit": False, "steps_per_call": 25, "data_on_device": True},
+    "CPU-bf16": {"precision": "bf16", "jit": False, "steps_per_call": 25, "data_on_device": True},
+    "GPU": {"precision": "fp32", "jit": False, "steps_per_call": 25, "data_on_device": True},
+}
+
+
+def describe():
+    """The device TensorFlow trains on, in words, for the log and config.json."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return f"CPU (TensorFlow {tf.__version__} sees no GPU)"
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    unused = f" ({len(gpus) - 1} more GPUs unused)" if len(gpus) > 1 else ""
+    return f"GPU:0 {name}{unused}"
+
+
+def device_type():
+    """GPU, CPU-bf16 (a CPU with bfloat16 instructions) or CPU."""
+    if tf.config.list_physical_devices("GPU"):
+        return "GPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: no way to tell, assume none
+        flags = ""
+    return "CPU-bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "CPU"
+
+
+def speed_defaults():
+    """The --precision, --jit, --steps-per-call and --data-on-device to use
+    when not given, for this device type."""
+    return SPEED_DEFAULTS[device_type()]
+
+
+def make_strategy(name):
+    """The tf.distribute strategy of --strategy. none: TensorFlow's default,
+    one device. mirrored: MirroredStrategy over this host's GPUs (or its
+    logical CPUs when it has none). multiworker: MultiWorkerMirroredStrategy
+    across the hosts TF_CONFIG names. auto: mirrored on several GPUs, else
+    none (returned as None: the loop then calls the step directly). Call it
+    before anything else runs in TensorFlow: a multi-worker strategy must
+    configure the runtime's collective operations first."""
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "none"
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return None
+
+
+def memory_mb():
+    """{"host_mb": resident memory of this process now, "device_mb": peak
+    memory of GPU:0 since the last call (GPU only)}, for history.csv: a long
+    run's memory must stay flat from epoch to epoch."""
+    try:
+        with open("/proc/self/statm") as f:
+            host = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: the peak instead
+        import resource
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # bytes on macOS
+    usage = {"host_mb": host}
+    if tf.config.list_physical_devices("GPU"):
+        usage["device_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    return usage
+

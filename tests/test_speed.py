@@ -1,0 +1,132 @@
+"""The fast path changes how fast a model trains, not what it learns: both
+feeds give every image once an epoch in a reproducible order, several steps
+per graph call and XLA give the losses of one step per call, mixed precision
+trains the same model (and a run may change precision when it resumes), and
+the gradient step is the plain one whatever the loss scaling."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import history
+
+from gan_keras import train as gan_train
+from vae_keras import train as vae_train
+
+GAN_LOSSES = ["g_loss", "d_loss", "d_real", "d_fake"]
+VAE_LOSSES = ["loss", "reconstruction", "kl", "test_elbo"]
+
+
+def run(script, data_dir, out, *args):
+    """Train on the synthetic set (256 images, batch 64: 4 steps an epoch)."""
+    return script.main(["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64",
+                        "--seed", "2", "--metrics-every", "0", *map(str, args)])
+
+
+def losses(out, names=GAN_LOSSES):
+    return np.array([[float(row[c]) for c in names] for row in history(out)])
+
+
+@pytest.mark.parametrize("on_device", [False, True], ids=["pipeline", "on_device"])
+def test_feeds_reshuffle_each_epoch_reproducibly(synthetic_mnist, on_device):
+    from common import data, feeding
+
+    dataset = data.load("mnist", synthetic_mnist)
+    batches = feeding.feed(dataset, lambda x: tf.constant(x), batch_size=100, seed=1,
+                           on_device=on_device)
+    assert batches.steps == 3
+
+    def order(epoch):
+        iterator = batches.epoch(epoch)
+        epoch_batches = [next(iterator) for _ in range(batches.steps)]
+        assert [len(x) for x, _ in epoch_batches] == [100, 100, 56]  # the last, smaller one kept
+        images = np.concatenate([x.numpy() for x, _ in epoch_batches])
+        labels = np.concatenate([y.numpy() for _, y in epoch_batches])
+        for image, label in zip(images[:20], labels[:20]):  # labels travel with their images
+            assert label == dataset.train_labels[np.flatnonzero(
+                (dataset.train_images == image).all(axis=(1, 2)))[0]]
+        return images
+
+    first = order(1)
+    np.testing.assert_array_equal(np.sort(first.reshape(256, -1), axis=0),
+                                  np.sort(dataset.train_images.reshape(256, -1), axis=0))
+    np.testing.assert_array_equal(order(1), first)  # same epoch, same order
+    assert not np.array_equal(order(2), first)                       # next epoch, new order
+
+
+def test_several_steps_per_call_give_the_losses_of_one(synthetic_mnist, tmp_path):
+    """4 steps an epoch: calls of 3 + 1 steps, or 4 calls of 1, same numbers."""
+    for k in (1, 3):
+        assert run(gan_train, synthetic_mnist, tmp_path / f"k{k}", "--epochs", 2,
+                   "--precision", "fp32", "--steps-per-call", k) == 0
+    np.testing.assert_allclose(losses(tmp_path / "k3"), losses(tmp_path / "k1"), rtol=1e-5)
+
+
+def test_xla_gives_the_losses_of_the_plain_graph(synthetic_mnist, tmp_path):
+    for jit in ("--jit", "--no-jit"):
+        assert run(gan_train, synthetic_mnist, tmp_path / jit, "--epochs", 2,
+                   "--precision", "fp32", jit) == 0
+    np.testing.assert_allclose(losses(tmp_path / "--jit"), losses(tmp_path / "--no-jit"),
+                               rtol=5e-3)  # XLA fuses and reorders float arithmetic
+
+
+@pytest.mark.parametrize("script, names", [(gan_train, GAN_LOSSES), (vae_train, VAE_LOSSES)],
+                         ids=["dcgan", "conv_vae"])
+def test_mixed_precision_trains_the_same_model_and_resumes_in_another(
+        synthetic_mnist, tmp_path, script, names):
+    """bf16 and fp16 (loss-scaled) losses track fp32's; weights stay float32;
+    a run started in one precision resumes in another."""
+    reference = tmp_path / "fp32"
+    assert run(script, synthetic_mnist, reference, "--epochs", 2, "--precision", "fp32") == 0
+    for precision in ("bf16", "fp16"):
+        out = tmp_path / precision
+        assert run(script, synthetic_mnist, out, "--epochs", 1, "--precision", precision) == 0
+        assert run(script, synthetic_mnist, out, "--epochs", 2, "--precision", "fp32") == 0
+        assert [int(r["epoch"]) for r in history(out)] == [1, 2]
+        np.testing.assert_allclose(losses(out, names), losses(reference, names), rtol=0.05,
+                                   atol=0.02)
+
+
+def test_fp16_policy_builds_float16_layers_with_float32_weights(synthetic_mnist):
+    import keras
+
+    from common import data
+    from gan_keras.dcgan import DCGAN
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = DCGAN("report000", noise_dim=100, loss="bce", learning_rate=1e-4, beta_1=0.9,
+                  seed=0)
+    generator = model.networks["generator"]
+    assert generator.layers[0].compute_dtype == "float16"
+    assert {w.dtype for w in generator.weights} == {"float32"}
+    assert isinstance(model.optimizers["generator_optimizer"], keras.optimizers.LossScaleOptimizer)
+    images, labels = data.load("mnist", synthetic_mnist).train_images[:64], np.zeros(64)
+    out = model.train_step((model.prepare(images), tf.constant(labels, tf.int32)))
+    assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in out.values())
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_apply_gradients_takes_the_plain_gradient_step(policy):
+    """SGD(0.5) on a mean squared error: w <- w - 0.5 * dL/dw exactly, with
+    or without fp16's loss scaling (scaled up for the backward pass, down
+    before the update)."""
+    import keras
+
+    from common.model import apply_gradients
+
+    keras.mixed_precision.set_global_policy(policy)
+    layer = keras.layers.Dense(1, kernel_initializer="ones", dtype="float32")
+    x = tf.constant([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
+    y = tf.constant([[1.0], [0.0], [2.0]])
+    layer(x)
+    optimizer = keras.optimizers.SGD(0.5)
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(layer.trainable_variables)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((layer(x) - y) ** 2)
+    apply_gradients(optimizer, tape, loss, layer.trainable_variables)
+
+    residual = x.numpy() @ np.ones((2, 1)) - y.numpy()  # w = 1, b = 0 before the step
+    expected_kernel = 1 - 0.5 * 2 * x.numpy().T @ residual / 3
+    expected_bias = -0.5 * 2 * residual.mean(axis=0)
+    np.testing.assert_allclose(layer.kernel.numpy(), expected_kernel, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.numpy(), expected_bias, rtol=1e-6)
