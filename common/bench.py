@@ -1,0 +1,163 @@
+"""Speed and memory of the training loop, side by side with a reference loop
+(../shared/bench/ref_*.py, the tutorials' plain loops) on the same images in
+the same session. A script that prints figures, not a test:
+
+    python -m common.bench --model dcgan --images 6144 --epochs 3 \\
+        --data-dir ../shared/data/mnist --reference ../shared/bench/ref_dcgan.py
+
+Each run is a fresh process: the reference as `REF DATA_DIR IMAGES EPOCHS`,
+ours as `train.py --model M --train-size IMAGES --epochs EPOCHS` into a
+temporary directory, once per --variant (train.py options, e.g. "--precision
+bf16"; the default variant is the device type's defaults). Both print one
+line per epoch, `epoch N SECONDS s`: for ours the train steps alone, as the
+reference times them, then the whole epoch (pictures, evaluation, history,
+checkpoint: everything from one epoch's line to the next). The summary
+gives the median after the first (warm-up) epoch, images per second, the
+process's peak host memory, the device's peak memory, and the host memory
+of the first and last epochs (a long run's must stay flat)."""
+import csv
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common.cli import Parser, positive_int
+
+ROOT = Path(__file__).resolve().parents[1]
+VAE_MODELS = ("conv_vae", "mlp_vae", "cvae")  # vae_keras/train.py; the rest are GANs
+
+
+def main(argv=None):
+    parser = Parser(prog="python -m common.bench", description=__doc__)
+    parser.add_argument("--model", default="dcgan", help="a --model of either train.py")
+    parser.add_argument("--images", type=positive_int, default=6144,
+                        help="train on the first IMAGES training images")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per run")
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST IDX files (.gz), for both loops (default: ours from "
+                             "tensorflow-datasets; a --reference needs it)")
+    parser.add_argument("--reference", default=None,
+                        help="a reference loop, e.g. ../shared/bench/ref_dcgan.py")
+    parser.add_argument("--variant", action="append", default=None,
+                        help="train.py options of one run of ours, in quotes; repeat to "
+                             "compare several (default: one run with the defaults)")
+    parser.add_argument("--repeats", type=positive_int, default=1,
+                        help="run the reference and every variant this many times, in turn "
+                             "(the machines are noisy: interleaving evens it out)")
+    args = parser.parse_args(argv)
+    if args.reference and not args.data_dir:
+        parser.error("--reference needs --data-dir (the reference reads IDX .gz files)")
+    if args.reference and not Path(args.reference).is_file():
+        parser.error(f"--reference {args.reference}: no such file")
+
+    variants = args.variant or [""]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_") as scratch:
+        for repeat in range(args.repeats):
+            if args.reference:
+                command = [sys.executable, args.reference, args.data_dir, str(args.images),
+                           str(args.epochs)]
+                results.setdefault("reference", []).append(run("reference", command))
+            for i, variant in enumerate(variants):
+                name = f"ours {variant}".strip()
+                out = Path(scratch) / f"run{i}_{repeat}"
+                results.setdefault(name, []).append(run(name, ours(args, variant, out), out))
+    summarize(results, args.images, args.epochs)
+
+
+def ours(args, variant, out):
+    """The train.py command line of one run of ours."""
+    script = "vae_keras/train.py" if args.model in VAE_MODELS else "gan_keras/train.py"
+    command = [sys.executable, str(ROOT / script), "--model", args.model,
+               "--train-size", str(args.images), "--epochs", str(args.epochs),
+               "--out", str(out), "--fresh", "--metrics-every", "0", "--seed", "1"]
+    if args.model in VAE_MODELS:  # the reference's test ELBO is outside its timing too
+        command += ["--eval-every", str(args.epochs)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    return command + shlex.split(variant)
+
+
+def run(name, command, out=None):
+    """Run one loop, echoing its epoch lines; {"train": [s per epoch],
+    "whole": [...], "peak_host_mb", "host_mb": [...], "device_mb"}."""
+    print(f"== {name}: {shlex.join(command)}", flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, cwd=ROOT)
+    result, began, lines = {"train": [], "whole": []}, time.perf_counter(), []
+    for line in process.stdout:
+        lines.append(line)
+        now = time.perf_counter()
+        if line.startswith("epoch "):  # the reference's own line
+            result["train"].append(float(line.split()[2]))
+            print(line, end="", flush=True)
+        elif line.startswith("Time for epoch "):  # ours: the whole epoch ends here
+            result["whole"].append(now - began)
+        else:
+            continue
+        began = now
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        sys.exit(f"{name} failed (exit {process.returncode}):\n" + "".join(lines[-20:]))
+    result["peak_host_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    if out is not None:
+        with open(out / "history.csv") as f:
+            history = list(csv.DictReader(f))
+        result["train"] = [float(row["train_seconds"]) for row in history]
+        result["pictures"] = [float(row["seconds"]) - float(row["train_seconds"])
+                              for row in history[:-1] or history]  # the last also evaluates
+        result["host_mb"] = [float(row["host_mb"]) for row in history]
+        if "device_mb" in history[0]:
+            result["device_mb"] = max(float(row["device_mb"]) for row in history)
+        for epoch, (train, whole) in enumerate(zip(result["train"], result["whole"]), 1):
+            print(f"epoch {epoch} {train:.3f} s (whole epoch {whole:.3f} s)", flush=True)
+    return result
+
+
+def summarize(results, images, epochs):
+    """One row per loop: medians after the warm-up epoch over all repeats."""
+    def after_warmup(runs, key):
+        values = [s for r in runs for s in (r[key][1:] if len(r[key]) > 1 else r[key])]
+        return statistics.median(values) if values else float("nan")
+
+    reference = after_warmup(results["reference"], "train") if "reference" in results else None
+    print(f"\n{images} images, {epochs} epochs, median after the first epoch:")
+    print(f"{'loop':<40} {'s/epoch':>8} {'images/s':>9} {'vs ref':>7} {'outside':>8} "
+          f"{'pictures':>9} "
+          f"{'peak host':>10} {'device':>8} {'host first→last':>17}")
+    for name, runs in results.items():
+        train = after_warmup(runs, "train")
+        whole = after_warmup(runs, "whole") if runs[0]["whole"] else train
+        ratio = f"{reference / train:.2f}x" if reference else "-"
+        outside = f"{100 * (whole - train) / whole:.1f}%" if runs[0]["whole"] else "-"
+        pictures = (f"{100 * after_warmup(runs, 'pictures') / whole:.1f}%"
+                    if runs[0]["whole"] else "-")
+        peak = max(r["peak_host_mb"] for r in runs)
+        device = max((r["device_mb"] for r in runs if "device_mb" in r), default=None)
+        host = runs[-1].get("host_mb")
+        growth = f"{host[0]:.0f}→{host[-1]:.0f} MB" if host else "-"
+        print(f"{name:<40} {train:>8.3f} {images / train:>9.0f} {ratio:>7} {outside:>8} "
+              f"{pictures:>9} "
+              f"{peak:>7.0f} MB {device and f'{device:.0f} MB' or '-':>8} {growth:>17}")
+    for name, runs in results.items():
+        host = runs[-1].get("host_mb")
+        if host and len(host) >= 10:  # a long run: its memory, epoch by epoch
+            marks = sorted({1, *range(len(host) // 6, len(host) + 1, len(host) // 6)})
+            half = host[len(host) // 2:-1]  # the last epoch also evaluates
+            print(f"{name}: host MB at epochs " + ", ".join(
+                f"{epoch}: {host[epoch - 1]:.0f}" for epoch in marks)
+                  + f"; over the second half {(half[-1] - half[0]) / len(half):+.2f} MB/epoch")
+    print("vs ref: the reference's seconds over this loop's (above 1: faster); outside: the "
+          "share of the whole epoch spent beyond the train steps (pictures, evaluation, "
+          "history, checkpoint); pictures: the share spent making and writing the epoch's "
+          "picture")
+
+
+if __name__ == "__main__":
+    main()
