@@ -48,11 +48,25 @@ def script_for(model_name):
     raise UsageError(f"no script builds a model called {model_name!r}")
 
 
+def stored_args(config):
+    """The run's arguments as its script parses them: config.json's, over
+    today's defaults for its model and preset (a run made before an option
+    existed has none stored; it trained with what is now its default)."""
+    from common import cli
+
+    stored = config["args"]
+    argv = ["--model", config["model"]]
+    if stored.get("preset"):
+        argv += ["--preset", stored["preset"]]
+    defaults = vars(cli.parse(script_for(config["model"]).make_parser(), argv))
+    return argparse.Namespace(**{**defaults, **stored})
+
+
 def open_run(path, data_dir=None):
     """Rebuild the run's model and restore its latest checkpoint; read its
     data from `data_dir`, else from where the run read it."""
     config = check(path)
-    args = argparse.Namespace(**config["args"])
+    args = stored_args(config)
     data = data_module.load(args.dataset, data_dir or args.data_dir)
 
     import keras  # TensorFlow starts here, once the run and its data are found

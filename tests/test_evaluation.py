@@ -119,6 +119,22 @@ def test_evaluate_command(runs_dir):
     assert "32 samples against 32 test images" in gan.stdout
 
 
+def test_a_run_made_before_an_option_existed_opens_with_its_default(runs_dir, tmp_path):
+    """config.json of an older version lacks the options added since
+    (--preset, the speed options): the run opens with today's defaults."""
+    from common import runs
+
+    old = tmp_path / "old_conv_vae"
+    shutil.copytree(runs_dir / "conv_vae", old)
+    config = json.loads((old / "config.json").read_text())
+    for added in ("preset", "precision", "steps_per_call", "kl", "binarize"):
+        del config["args"][added]
+    (old / "config.json").write_text(json.dumps(config))
+    opened = runs.open_run(old)
+    assert opened.epoch == 3
+    assert (opened.model.kl, opened.model.binarize) == ("mc", "static")  # report 000's
+
+
 def test_sample_command(runs_dir, tmp_path):
     out = tmp_path / "samples.npz"
     result = run_script("-m", "common.sample", runs_dir / "dcgan", "--n", "25", "--out", out)
