@@ -42,12 +42,25 @@ class Evaluator:
 
     def score(self, model):
         """The metrics of the model's samples (see `compare`)."""
-        return {"samples": self.n, **self.compare(model.sample(self.n, SAMPLE_SEED))}
+        return self.scoring(model)()
+
+    def scoring(self, model):
+        """Score the model's samples in two halves: the device's (sampling
+        and the classifier's features) now, while the weights are the ones to
+        score; the host's (the statistics, numpy only) returned as a function
+        to call later, from another thread if one likes."""
+        outputs = self.classifier.features_and_probabilities(
+            model.sample(self.n, SAMPLE_SEED)[:self.n])
+        return lambda: {"samples": self.n, **self.statistics(*outputs)}
 
     def compare(self, images):
         """The metrics of `images` (uint8, or floats in [0, 1]) against the
         test images."""
-        features, probabilities = self.classifier.features_and_probabilities(images[:self.n])
+        return self.statistics(*self.classifier.features_and_probabilities(images[:self.n]))
+
+    def statistics(self, features, probabilities):
+        """The metrics of generated images' classifier features and class
+        probabilities against the test images'."""
         real_features, _ = self.real
         kid, kid_se = metrics.kernel_distance(real_features, features)
         precision, recall = metrics.precision_recall(real_features, features)

@@ -2,8 +2,10 @@
 memory, history.csv, checkpoints and resume, TensorBoard, and the per-epoch
 picture. common/model.py says what a model brings to it, common/feeding.py
 how the batches reach it, common/devices.py on which devices."""
+import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import tensorflow as tf
@@ -22,8 +24,8 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     exactly once), logs to TensorBoard, writes the picture every
     `save_every` epochs, the model's evaluation every `eval_every`, and the
     `evaluator`'s sample-quality metrics to metrics.csv every
-    `metrics_every` (their time is not part of the epoch's seconds); the last
-    epoch always does everything.
+    `metrics_every` (mostly while the next epochs train: see _Scorer); the
+    last epoch always does everything.
 
     Speed: `steps_per_call` train steps run inside one graph call, `jit`
     compiles the step with XLA, `data_on_device` keeps the training set on
@@ -37,14 +39,18 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         print(f"Resuming {run.path} from its checkpoint after epoch {start} "
               f"(training to epoch {epochs})", flush=True)
     history = [row for row in run.read_table("history") if row["epoch"] <= start]
+    writer = tf.summary.create_file_writer(str(run.logs))
     scores = [row for row in run.read_table("metrics") if row["epoch"] <= start]
+    scorer = _Scorer(evaluator, run, writer, scores)
+    if scorer.missing(start, metrics_every):  # killed while its statistics were computed
+        scorer.submit(model, start)
+        scorer.flush()
     scalars = (*model.metrics, *model.eval_metrics)
     columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
                *devices.memory_mb())
     batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
                            on_device=data_on_device)
     run_steps = _stepper(model.train_step, strategy, jit)
-    writer = tf.summary.create_file_writer(str(run.logs))
 
     if start >= epochs:
         print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
@@ -70,11 +76,12 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
               + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
               flush=True)
         if evaluator is not None and (epoch % metrics_every == 0 or last):
-            scores.append(_score(evaluator, model, epoch, writer))
-            run.write_table("metrics", scores, evaluator.columns)
+            scorer.submit(model, epoch)
+        scorer.flush(before=math.inf if last else epoch)
         if epoch % checkpoint_every == 0 or last:
             checkpoint.epoch.assign(epoch)
             manager.save(checkpoint_number=epoch)
+    scorer.close()
     writer.close()
     if history:
         _finish(run, model, history)
@@ -161,15 +168,54 @@ def _pictures(model):
     return pictures if isinstance(pictures, dict) else {"image": pictures}
 
 
-def _score(evaluator, model, epoch, writer):
-    """The evaluator's metrics of the model now, logged and printed."""
+class _Scorer:
+    """The evaluator's sample-quality metrics, off the training's critical
+    path: the device's half (samples, their features) runs between two
+    epochs, the host's (numpy statistics) in a thread while the next epochs
+    train. Rows reach metrics.csv, TensorBoard and the terminal in epoch
+    order. The loop flushes every earlier epoch's row before it saves a
+    checkpoint, so after a kill only the checkpoint's own epoch can lack
+    its row; resume then scores it again, from that epoch's weights."""
+
+    def __init__(self, evaluator, run, writer, scores):
+        self.evaluator, self.run, self.writer, self.scores = evaluator, run, writer, scores
+        self.pending = []  # (epoch, seconds of the device's half, future of the host's)
+        self.pool = ThreadPoolExecutor(max_workers=1) if evaluator else None
+
+    def missing(self, epoch, metrics_every):
+        """Whether `epoch` (a checkpoint's) was to be scored and has no row."""
+        return (self.evaluator is not None and epoch > 0 and epoch % metrics_every == 0
+                and all(row["epoch"] != epoch for row in self.scores))
+
+    def submit(self, model, epoch):
+        began = time.perf_counter()
+        statistics = self.evaluator.scoring(model)
+        self.pending.append((epoch, time.perf_counter() - began, self.pool.submit(_timed, statistics)))
+
+    def flush(self, before=math.inf):
+        """Write the rows of the scorings done, waiting for those of epochs
+        before `before`."""
+        while self.pending and (self.pending[0][0] < before or self.pending[0][2].done()):
+            epoch, device_seconds, future = self.pending.pop(0)
+            score, host_seconds = future.result()
+            score = {"epoch": epoch, **score, "seconds": device_seconds + host_seconds}
+            self.scores.append(score)
+            self.run.write_table("metrics", self.scores, self.evaluator.columns)
+            _log(self.writer, {"epoch": epoch, **{f"metrics/{k}": v for k, v in score.items()
+                                                  if k != "epoch"}})
+            print(f"Metrics at epoch {epoch} ({score['seconds']:.1f} sec)  " + "  ".join(
+                f"{name} {score[name]:.4g}" for name in self.evaluator.columns[3:]), flush=True)
+
+
+    def close(self):
+        self.flush()
+        if self.pool:
+            self.pool.shutdown()
+
+
+def _timed(function):
     began = time.perf_counter()
-    score = {"epoch": epoch, **evaluator.score(model)}
-    score["seconds"] = time.perf_counter() - began
-    _log(writer, {"epoch": epoch, **{f"metrics/{k}": v for k, v in score.items() if k != "epoch"}})
-    print(f"Metrics at epoch {epoch} ({score['seconds']:.1f} sec)  "
-          + "  ".join(f"{name} {score[name]:.4g}" for name in evaluator.columns[3:]), flush=True)
-    return score
+    return function(), time.perf_counter() - began
 
 
 def _log(writer, row, picture=None):

@@ -1,7 +1,6 @@
 """What a generator-and-discriminator GAN shares, so that a model file only
 defines its networks: the TensorFlow DCGAN tutorial's train step for any
 loss of losses.py, the per-epoch 4x4 grid, and sampling."""
-import keras
 import tensorflow as tf
 from keras import layers
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_script, tree_digest, write_mnist
 
-from common import classifier, data, evaluate, metrics
+from common import classifier, data, metrics
 from common.evaluate import METRICS, Evaluator
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
@@ -90,6 +90,28 @@ def test_training_writes_metrics_csv_and_resume_trims_it(runs_dir, synthetic_mni
     epochs = [row.split(",")[0] for row in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2", "3", "4"]
     assert "9,9,9" not in (out / "metrics.csv").read_text()
+
+
+def test_a_checkpoint_whose_metrics_were_still_computing_is_scored_again(runs_dir,
+                                                                         synthetic_mnist,
+                                                                         tmp_path, capsys):
+    """The statistics run in a thread while training goes on; killed before
+    they were written, the checkpoint's epoch lacks its row. Resume scores
+    it again from the restored weights: the same numbers."""
+    out = tmp_path / "run"
+    shutil.copytree(runs_dir / "dcgan", out)
+    lines = (out / "metrics.csv").read_text().splitlines()
+    (out / "metrics.csv").write_text("\n".join(lines[:-1]) + "\n")  # epoch 3's row lost
+    assert gan_train.main(["--data-dir", str(synthetic_mnist), "--out", str(out), "--epochs",
+                           "4", "--batch-size", "64", "--metrics-every", "1",
+                           "--classifier-dir", str(runs_dir / "classifier")]) == 0
+    assert "Metrics at epoch 3" in capsys.readouterr().out
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3", "4"]
+    lost, again = lines[-1].split(","), rows[3].split(",")
+    seconds = Evaluator.columns.index("seconds")
+    np.testing.assert_allclose([float(v) for i, v in enumerate(again) if i != seconds],
+                               [float(v) for i, v in enumerate(lost) if i != seconds], rtol=1e-6)
 
 
 def test_metrics_every_zero_scores_nothing(synthetic_mnist, tmp_path, capsys):
