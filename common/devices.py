@@ -12,10 +12,10 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 # (same batch, same loss curves); README.md, "Speed", has the figures. On
 # the CPU: bf16 where the CPU has bfloat16 instructions (24-43% faster
 # DCGAN epochs, 20% faster VAE epochs than fp32; emulated bf16 would be
-# slower), the data on the device (fp32: 29% faster than tf.data for the
-# DCGAN, 19% for the VAE), 25 steps a call (the VAE's short steps: 17%),
-# no XLA (2x slower). The GPU's are not measured yet: they remove per-step
-# host work and keep fp32 arithmetic.
+# slower), 25 steps a call (the VAE's short steps: 17%), no XLA (2x
+# slower); the data on the device, as fast as tf.data on a CPU, saves the
+# GPU a copy per batch. The GPU's are not measured yet: they remove
+# per-step host work and keep fp32 arithmetic.
 SPEED_DEFAULTS = {
     "CPU": {"precision": "fp32", "jit": False, "steps_per_call": 25, "data_on_device": True},
     "CPU-bf16": {"precision": "bf16", "jit": False, "steps_per_call": 25, "data_on_device": True},
