@@ -115,6 +115,9 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
         help="compile the train step with XLA (default: as measured fastest on the device type)")
     add("--steps-per-call", type=positive_int, default=None,
         help="train steps per graph call (default: as measured fastest on the device type)")
+    add("--profile-epoch", type=non_negative_int, default=0,
+        help="record a TensorFlow profile of this epoch's train steps in the run's logs/ "
+             "(TensorBoard's Profile tab, with tensorboard-plugin-profile); 0: none")
     add("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
         help="keep the training set on the training device, shuffled and batched in the graph, "
              "rather than a tf.data pipeline from host memory (default: as measured fastest; "
@@ -239,7 +242,7 @@ def main(parser, build, argv=None):
                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                        evaluator=evaluator, metrics_every=args.metrics_every,
                        strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
-                       data_on_device=args.data_on_device)
+                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)

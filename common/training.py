@@ -17,7 +17,7 @@ KEEP_CHECKPOINTS = 3
 
 def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoint_every=1,
           eval_every=1, evaluator=None, metrics_every=0, strategy=None, steps_per_call=1,
-          jit=False, data_on_device=False):
+          jit=False, data_on_device=False, profile_epoch=0):
     """Train `model` up to epoch `epochs`, resuming from the run's latest
     checkpoint. Each epoch appends a row to history.csv (written before the
     checkpoint, and trimmed back to it on resume, so it holds every epoch
@@ -32,7 +32,8 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     the device (common/feeding.py), and a tf.distribute `strategy` (the
     model built in its scope) splits each batch of `batch_size` across its
     replicas (see _stepper). history.csv's `seconds` is the whole epoch,
-    `train_seconds` its train steps alone."""
+    `train_seconds` its train steps alone; epoch `profile_epoch`'s steps are
+    profiled into the run's logs/."""
     checkpoint, manager = _checkpoint(model, run)
     start = _restore(checkpoint, manager)
     if start:
@@ -57,9 +58,13 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     for epoch in range(start + 1, epochs + 1):
         last = epoch == epochs
         began = time.perf_counter()
+        if epoch == profile_epoch:
+            tf.profiler.experimental.start(str(run.logs))
         row = {"epoch": epoch, **_run_epoch(run_steps, batches.epoch(epoch), batches.steps,
                                             steps_per_call)}
         row["train_seconds"] = time.perf_counter() - began
+        if epoch == profile_epoch:
+            tf.profiler.experimental.stop()
         if epoch % eval_every == 0 or last:
             row.update(model.evaluate())
         pictures = _pictures(model) if epoch % save_every == 0 or last else {}

@@ -130,3 +130,10 @@ def test_apply_gradients_takes_the_plain_gradient_step(policy):
     expected_bias = -0.5 * 2 * residual.mean(axis=0)
     np.testing.assert_allclose(layer.kernel.numpy(), expected_kernel, rtol=1e-6)
     np.testing.assert_allclose(layer.bias.numpy(), expected_bias, rtol=1e-6)
+
+
+def test_profile_epoch_records_a_trace_of_that_epoch_only(synthetic_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 2, "--profile-epoch", 2) == 0
+    traces = list((out / "logs" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 1000
