@@ -195,7 +195,8 @@ class _Scorer:
     def submit(self, model, epoch):
         began = time.perf_counter()
         statistics = self.evaluator.scoring(model)
-        self.pending.append((epoch, time.perf_counter() - began, self.pool.submit(_timed, statistics)))
+        device_seconds = time.perf_counter() - began
+        self.pending.append((epoch, device_seconds, self.pool.submit(_timed, statistics)))
 
     def flush(self, before=math.inf):
         """Write the rows of the scorings done, waiting for those of epochs
@@ -210,7 +211,6 @@ class _Scorer:
                                                   if k != "epoch"}})
             print(f"Metrics at epoch {epoch} ({score['seconds']:.1f} sec)  " + "  ".join(
                 f"{name} {score[name]:.4g}" for name in self.evaluator.columns[3:]), flush=True)
-
 
     def close(self):
         self.flush()
