@@ -17,14 +17,12 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 def log_normal_pdf(sample, mean, logvar):
     """log N(sample; mean, exp(logvar)), summed over the last axis."""
-    sample, mean, logvar = (tf.cast(t, tf.float32) for t in (sample, mean, logvar))
     return tf.reduce_sum(-0.5 * ((sample - mean) ** 2 * tf.exp(-logvar) + logvar + LOG_2PI),
                          axis=-1)
 
 
 def bernoulli_log_likelihood(x, logits):
     """log p(x|z) for binary pixels x and decoder logits, summed per example."""
-    logits = tf.cast(logits, tf.float32)
     per_pixel = -tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
     return tf.reduce_sum(tf.reshape(per_pixel, [tf.shape(x)[0], -1]), axis=1)
 
@@ -32,7 +30,6 @@ def bernoulli_log_likelihood(x, logits):
 def kl_analytic(mean, logvar):
     """KL(N(mean, exp(logvar)) || N(0, I)) = 1/2 sum(exp(logvar) + mean^2 - 1 - logvar);
     never negative."""
-    mean, logvar = tf.cast(mean, tf.float32), tf.cast(logvar, tf.float32)
     return 0.5 * tf.reduce_sum(tf.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1)
 
 
@@ -44,8 +41,8 @@ def kl_mc(z, mean, logvar):
 
 def elbo_terms(x, logits, z, mean, logvar, kl="mc"):
     """Per-example (reconstruction, kl): ELBO = -reconstruction - kl, with
-    reconstruction = -log p(x|z) in nats. Every function here works in
-    float32, whatever the networks computed in (mixed precision)."""
+    reconstruction = -log p(x|z) in nats. The arguments are float32 under
+    any mixed-precision policy: VAE.encode and VAE.decode cast to it."""
     reconstruction = -bernoulli_log_likelihood(x, logits)
     divergence = kl_mc(z, mean, logvar) if kl == "mc" else kl_analytic(mean, logvar)
     return reconstruction, divergence
