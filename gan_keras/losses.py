@@ -49,9 +49,9 @@ BCE = Loss(real=lambda out: _cross_entropy(1.0, out),
            score=lambda out: tf.sigmoid(_f32(out)))
 
 # Mao et al. 2017, eq. 9 with a = 0, b = c = 1: least squares on the raw output.
-LSGAN = Loss(real=lambda out: 0.5 * _mean((_f32(out) - 1.0) ** 2),
-             fake=lambda out: 0.5 * _mean(_f32(out) ** 2),
-             generator=lambda out: 0.5 * _mean((_f32(out) - 1.0) ** 2),
+LSGAN = Loss(real=lambda out: 0.5 * tf.reduce_mean((_f32(out) - 1.0) ** 2),
+             fake=lambda out: 0.5 * tf.reduce_mean(_f32(out) ** 2),
+             generator=lambda out: 0.5 * tf.reduce_mean((_f32(out) - 1.0) ** 2),
              score=_f32)
 
 # Gulrajani et al. 2017, Algorithm 1: the critic's Wasserstein estimate, a
