@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import runs
 from common.cli import Parser, positive_int
+from common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
-VAE_MODELS = ("conv_vae", "mlp_vae", "cvae")  # vae_keras/train.py; the rest are GANs
 
 
 def main(argv=None):
@@ -53,6 +54,10 @@ def main(argv=None):
         parser.error("--reference needs --data-dir (the reference reads IDX .gz files)")
     if args.reference and not Path(args.reference).is_file():
         parser.error(f"--reference {args.reference}: no such file")
+    try:
+        script = runs.script_for(args.model)
+    except UsageError as error:
+        parser.error(str(error))
 
     variants = args.variant or [""]
     results = {}
@@ -65,18 +70,22 @@ def main(argv=None):
             for i, variant in enumerate(variants):
                 name = f"ours {variant}".strip()
                 out = Path(scratch) / f"run{i}_{repeat}"
-                results.setdefault(name, []).append(run(name, ours(args, variant, out), out))
+                results.setdefault(name, []).append(
+                    run(name, ours(args, script, variant, out), out))
     summarize(results, args.images, args.epochs)
 
 
-def ours(args, variant, out):
-    """The train.py command line of one run of ours."""
-    script = "vae_keras/train.py" if args.model in VAE_MODELS else "gan_keras/train.py"
-    command = [sys.executable, str(ROOT / script), "--model", args.model,
+def ours(args, script, variant, out):
+    """The command line of one run of ours: `script`, the train.py module
+    that builds the model (common.runs.script_for)."""
+    command = [sys.executable, script.__file__, "--model", args.model,
                "--train-size", str(args.images), "--epochs", str(args.epochs),
                "--out", str(out), "--fresh", "--metrics-every", "0", "--seed", "1"]
-    if args.model in VAE_MODELS:  # the reference's test ELBO is outside its timing too
-        command += ["--eval-every", str(args.epochs)]
+    # a model's own evaluation (the VAEs' test ELBO) at the last epoch only:
+    # the reference's is outside its timing too
+    evaluation = ["--eval-every", str(args.epochs)]
+    if not script.make_parser().parse_known_args(evaluation)[1]:
+        command += evaluation
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     return command + shlex.split(variant)
