@@ -131,8 +131,8 @@ def run(name, command, out=None):
 
 def summarize(results, images, epochs):
     """One row per loop: medians after the warm-up epoch over all repeats."""
-    def after_warmup(runs, key):
-        values = [s for r in runs for s in (r[key][1:] if len(r[key]) > 1 else r[key])]
+    def after_warmup(loops, key):
+        values = [s for r in loops for s in (r[key][1:] if len(r[key]) > 1 else r[key])]
         return statistics.median(values) if values else float("nan")
 
     reference = after_warmup(results["reference"], "train") if "reference" in results else None
@@ -140,22 +140,22 @@ def summarize(results, images, epochs):
     print(f"{'loop':<40} {'s/epoch':>8} {'images/s':>9} {'vs ref':>7} {'outside':>8} "
           f"{'pictures':>9} "
           f"{'peak host':>10} {'device':>8} {'host first→last':>17}")
-    for name, runs in results.items():
-        train = after_warmup(runs, "train")
-        whole = after_warmup(runs, "whole") if runs[0]["whole"] else train
+    for name, loops in results.items():
+        train = after_warmup(loops, "train")
+        whole = after_warmup(loops, "whole") if loops[0]["whole"] else train
         ratio = f"{reference / train:.2f}x" if reference else "-"
-        outside = f"{100 * (whole - train) / whole:.1f}%" if runs[0]["whole"] else "-"
-        pictures = (f"{100 * after_warmup(runs, 'pictures') / whole:.1f}%"
-                    if runs[0]["whole"] else "-")
-        peak = max(r["peak_host_mb"] for r in runs)
-        device = max((r["device_mb"] for r in runs if "device_mb" in r), default=None)
-        host = runs[-1].get("host_mb")
+        outside = f"{100 * (whole - train) / whole:.1f}%" if loops[0]["whole"] else "-"
+        pictures = (f"{100 * after_warmup(loops, 'pictures') / whole:.1f}%"
+                    if loops[0]["whole"] else "-")
+        peak = max(r["peak_host_mb"] for r in loops)
+        device = max((r["device_mb"] for r in loops if "device_mb" in r), default=None)
+        host = loops[-1].get("host_mb")
         growth = f"{host[0]:.0f}→{host[-1]:.0f} MB" if host else "-"
         print(f"{name:<40} {train:>8.3f} {images / train:>9.0f} {ratio:>7} {outside:>8} "
               f"{pictures:>9} "
               f"{peak:>7.0f} MB {device and f'{device:.0f} MB' or '-':>8} {growth:>17}")
-    for name, runs in results.items():
-        host = runs[-1].get("host_mb")
+    for name, loops in results.items():
+        host = loops[-1].get("host_mb")
         if host and len(host) >= 10:  # a long run: its memory, epoch by epoch
             marks = sorted({1, *range(len(host) // 6, len(host) + 1, len(host) // 6)})
             half = host[len(host) // 2:-1]  # the last epoch also evaluates
