@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+TEMPORARY = ".tmp-"  # .<name>.tmp-<pid>: a file being written, or left by a killed writer
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
@@ -13,7 +15,7 @@ def atomic_write(path, mode="wb"):
     rename it to `path`. On an exception the temporary file is removed and
     `path` is untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TEMPORARY}{os.getpid()}")
     try:
         with open(tmp, mode) as f:
             yield f
@@ -28,3 +30,11 @@ def check_writable(directory):
     """Raise OSError unless a file can be created in `directory` (a
     temporary one, removed at once)."""
     tempfile.TemporaryFile(dir=directory).close()
+
+
+def remove_leftovers(directory):
+    """Remove the temporary files that killed writers left below
+    `directory`; only for a directory no other process writes into."""
+    for path in Path(directory).rglob(f".*{TEMPORARY}*"):
+        if path.is_file():
+            path.unlink()

@@ -15,6 +15,9 @@ from common.errors import UsageError
 
 DATASETS = ("mnist", "fashion_mnist")  # tensorflow-datasets names; both ship as the same IDX files
 SIDE = 28  # every image is SIDE x SIDE grey levels
+# (training, test) images of each data set as published: a tensorflow-datasets
+# copy of another size is not the data set (a cut-short download, a test's mock).
+SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
 
 # The four files of the original distribution (LeCun et al., "The MNIST
 # database", yann.lecun.com/exdb/mnist; Fashion-MNIST uses the same names).
@@ -154,17 +157,41 @@ def _check_labels(path, labels):
 
 
 def _from_tfds(name):
-    """Download (once, into ~/tensorflow_datasets) and read `name`."""
+    """Download (once, into tensorflow-datasets' data directory, by default
+    ~/tensorflow_datasets) and read `name`; checked like the IDX files, and
+    against the data set's published size."""
     import tensorflow_datasets as tfds  # heavy, and it starts TensorFlow
 
     try:
-        splits = tfds.load(name, split=["train", "test"], as_supervised=True)
+        splits, info = tfds.load(name, split=["train", "test"], as_supervised=True,
+                                 with_info=True)
         arrays = [[chunk for chunk in tfds.as_numpy(split.batch(10_000))] for split in splits]
     except Exception as error:  # no network, a full disk, a broken download: all the user's to fix
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise UsageError(f"cannot load {name} from tensorflow-datasets ({type(error).__name__}: "
                          f"{first_line}); to train offline, pass --data-dir DIR holding the "
                          f"IDX files or {name}.npz") from None
-    return {split: (np.concatenate([x for x, _ in chunks])[..., 0].astype(np.uint8),
-                    np.concatenate([y for _, y in chunks]).astype(np.uint8))
-            for split, chunks in zip(("train", "test"), arrays)}
+    splits = {split: (np.concatenate([x for x, _ in chunks]),
+                      np.concatenate([y for _, y in chunks]))
+              for split, chunks in zip(("train", "test"), arrays)}
+    _check_cached(name, splits, info.data_dir)
+    return {split: (x[..., 0], y.astype(np.uint8)) for split, (x, y) in splits.items()}
+
+
+def _check_cached(name, splits, directory):
+    """Refuse a tensorflow-datasets copy that is not the published data set,
+    naming the directory it came from and the ways out."""
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    expected = SIZES[name]
+    problem = None
+    if (len(train_x), len(test_x)) != expected:
+        problem = (f"holds {len(train_x):,} training and {len(test_x):,} test images, not "
+                   f"{expected[0]:,} and {expected[1]:,}")
+    elif train_x.dtype != np.uint8 or train_x.shape[1:] != (SIDE, SIDE, 1):
+        problem = f"holds {train_x.dtype} images of shape {train_x.shape[1:]}, not uint8 28x28"
+    elif min(train_y.min(), test_y.min()) < 0 or max(train_y.max(), test_y.max()) > 9:
+        problem = "holds labels outside 0..9"
+    if problem:
+        raise UsageError(f"the tensorflow-datasets copy of {name} in {directory} {problem}: "
+                         f"delete that directory to download it again, or pass --data-dir DIR "
+                         f"holding the IDX files or {name}.npz")

@@ -10,7 +10,7 @@ import math
 import shutil
 from pathlib import Path
 
-from common.atomic import atomic_write, check_writable
+from common.atomic import atomic_write, check_writable, remove_leftovers
 from common.errors import UsageError
 
 # Arguments that may change between a run and its resumption: how long to
@@ -75,8 +75,11 @@ class RunDir:
                              f"{error.strerror or error}") from None
 
     def start(self, config, fresh=False):
-        """Begin (or resume) the run: with `fresh`, remove what an earlier
-        run wrote; then write config.json."""
+        """Begin (or resume) the run: remove the temporary files a killed
+        run left; with `fresh`, what an earlier run wrote; then write
+        config.json."""
+        if self.path.is_dir():
+            remove_leftovers(self.path)
         if fresh:
             for name in OWNED:
                 target = self.path / name

@@ -1,22 +1,116 @@
 """Fixtures: MNIST-format files written by the tests themselves, the real
-MNIST when MNIST_DIR is set, and helpers to run the train.py scripts."""
+MNIST when MNIST_DIR is set, and helpers to run the train.py scripts.
+
+And a guard: the suite cannot touch the machine it runs on. Before any test
+module imports TensorFlow or tensorflow-datasets (which reads its data
+directory once, at import), HOME, KERAS_HOME and TFDS_DATA_DIR point into a
+temporary directory; every test runs with its working directory in its own
+temporary directory; and when the session ends it fails if the real home's
+tensorflow-datasets cache, its Keras directory or the checkout's outputs/
+changed (pytest_sessionfinish below)."""
 import csv
 import gzip
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest_plugins = ["pytester"]  # test_guard.py runs a pytest session of its own
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# What a test must never change, and the temporary stand-ins it gets instead.
+PROTECTED = tuple(dict.fromkeys(
+    [Path.home() / "tensorflow_datasets", Path.home() / ".keras", ROOT / "outputs"]
+    + [Path(os.environ[name]) for name in ("TFDS_DATA_DIR", "KERAS_HOME") if os.environ.get(name)]))
+SANDBOX = Path(tempfile.mkdtemp(prefix="tests-sandbox-"))
+os.environ.update(HOME=str(SANDBOX / "home"), KERAS_HOME=str(SANDBOX / "home" / ".keras"),
+                  TFDS_DATA_DIR=str(SANDBOX / "tensorflow_datasets"))
+(SANDBOX / "home").mkdir()
+
+
+def snapshot(paths=PROTECTED):
+    """{path: {file or folder below it: (size, modification time)}}, None
+    for a path that does not exist."""
+    state = {}
+    for top in paths:
+        if not top.exists():
+            state[top] = None
+            continue
+        entries = {}
+        for folder, folders, files in os.walk(top):
+            for name in folders + files:
+                path = Path(folder) / name
+                stat = path.lstat()
+                entries[str(path.relative_to(top))] = (stat.st_size if name in files else -1,
+                                                       stat.st_mtime_ns)
+        state[top] = entries
+    return state
+
+
+def changes(before, after):
+    """Lines naming what differs between two snapshots."""
+    lines = []
+    for top in before:
+        old, new = before[top], after[top]
+        if old == new:
+            continue
+        if old is None or new is None:
+            lines.append(f"{top} was {'created' if old is None else 'removed'}")
+            continue
+        touched = sorted(set(old) ^ set(new) | {p for p in set(old) & set(new) if old[p] != new[p]})
+        lines.append(f"{top}: {len(touched)} entries added, removed or changed, e.g. "
+                     + ", ".join(touched[:5]))
+    return lines
+
+
+_BEFORE = snapshot()
+
+
+def pytest_sessionfinish(session):
+    """Fail the run if a protected path changed; remove the sandbox."""
+    shutil.rmtree(SANDBOX, ignore_errors=True)
+    found = changes(_BEFORE, snapshot())
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = ("\nThe tests changed what they must never touch (a test wrote outside its "
+                   "temporary directories):\n  " + "\n  ".join(found) + "\n")
+        if reporter is not None:
+            reporter.write_line(message, red=True, bold=True)
+        else:
+            print(message, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sandboxed_session(tmp_path_factory):
+    """The session's working directory is a temporary one (module-scoped
+    fixtures run there), and tensorflow-datasets, if something imported it
+    before this file set TFDS_DATA_DIR, reads and writes the sandbox's."""
+    if "tensorflow_datasets.core.constants" in sys.modules:
+        sys.modules["tensorflow_datasets.core.constants"].DATA_DIR = os.environ["TFDS_DATA_DIR"]
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
+@pytest.fixture(autouse=True)
+def in_temporary_directory(tmp_path, monkeypatch):
+    """Each test runs in its own temporary directory: a relative path a
+    test or a command under test writes (outputs/ by default) lands there."""
+    monkeypatch.chdir(tmp_path)
 
 
 def idx_bytes(array, magic=None):
@@ -33,24 +127,28 @@ def write_file(path, raw):
     return path
 
 
-def synthetic_digits(n, seed=0):
-    """n fake 28x28 'digits' (a bright random rectangle on black) and labels."""
+def synthetic_digits(n, seed=0, centered=False):
+    """n fake 28x28 'digits' (a bright random rectangle on black) and labels;
+    `centered`: each rectangle's centre is the image's, as MNIST centres its
+    digits (a shifted one is then unlike any training image)."""
     rng = np.random.default_rng(seed)
     images = np.zeros((n, 28, 28), np.uint8)
     for image in images:
         top, left = rng.integers(2, 12, size=2)
         height, width = rng.integers(8, 15, size=2)
+        if centered:
+            top, left = (28 - height) // 2, (28 - width) // 2
         image[top:top + height, left:left + width] = rng.integers(150, 256)
     return images, rng.integers(0, 10, n).astype(np.uint8)
 
 
-def write_mnist(directory, n_train=256, n_test=64, gz=True, seed=0):
+def write_mnist(directory, n_train=256, n_test=64, gz=True, seed=0, centered=False):
     """The four IDX files of a synthetic data set in `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
     for prefix, n, s in (("train", n_train, seed), ("t10k", n_test, seed + 1)):
-        images, labels = synthetic_digits(n, s)
+        images, labels = synthetic_digits(n, s, centered)
         write_file(directory / f"{prefix}-images-idx3-ubyte{suffix}", idx_bytes(images))
         write_file(directory / f"{prefix}-labels-idx1-ubyte{suffix}", idx_bytes(labels))
     return directory
@@ -60,11 +158,13 @@ def write_mnist(directory, n_train=256, n_test=64, gz=True, seed=0):
 def seeded():
     """Every test starts from the same Python, numpy and TensorFlow seeds,
     whatever ran before it in this process: a model a test builds gets the
-    same weights alone or in the whole suite; and in float32, whatever
-    --precision a run before it set."""
+    same weights alone or in the whole suite. Every test leaves the global
+    precision policy at float32, as it found it (module-scoped fixtures
+    are built between tests)."""
     import keras
 
     keras.utils.set_random_seed(0)
+    yield
     keras.mixed_precision.set_global_policy("float32")
 
 
@@ -83,11 +183,23 @@ def real_mnist():
     return Path(path)
 
 
+def command(script, *args):
+    """`python <script> args...` with the script's path in the checkout (or
+    `python -m module ...`), to run in the test's working directory."""
+    return [sys.executable, script if script == "-m" else str(ROOT / script), *map(str, args)]
+
+
+def environment(env=None):
+    """os.environ with the checkout importable (for python -m) and `env`."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **(env or {})}
+
+
 def run_script(script, *args, env=None, timeout=600):
-    """Run `python <script> args...` from the repository root, as a user would."""
-    return subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    """Run a train.py or `-m module` as a user would, from the test's
+    temporary working directory."""
+    return subprocess.run(command(script, *args), capture_output=True, text=True,
+                          timeout=timeout, env=environment(env))
 
 
 def tree_digest(directory):

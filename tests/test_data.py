@@ -106,25 +106,50 @@ def test_unknown_dataset():
         data.load("cifar10", "anywhere")
 
 
-def test_tensorflow_datasets_path_reads_what_the_builder_prepared(tmp_path, monkeypatch):
-    """The default source, end to end through tensorflow-datasets' own MNIST
-    builder: its download is replaced by local IDX files (as tfds's own
-    builder tests do), everything after it is real."""
+@pytest.fixture
+def tfds_prepares_small_mnist(tmp_path, monkeypatch):
+    """tensorflow-datasets' own MNIST builder, its download replaced by 12
+    training and 4 test images in local IDX files (as tfds's own builder tests
+    do) and its data directory a temporary one; everything after the
+    download is real. Returns the images and labels it was given."""
     tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core import constants
     from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
     files = write_mnist(tmp_path / "idx", n_train=12, n_test=4, gz=False)
     monkeypatch.setattr(tfds_mnist, "_TRAIN_EXAMPLES", 12)
     monkeypatch.setattr(tfds_mnist, "_TEST_EXAMPLES", 4)
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    # tfds reads TFDS_DATA_DIR once, at import: patch what it read (as its
+    # own testing.mock_default_data_dir does)
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path / "tfds"))
     local = {"train_data": IDX_NAMES[0], "train_labels": IDX_NAMES[1],
              "test_data": IDX_NAMES[2], "test_labels": IDX_NAMES[3]}
     monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
                         lambda self, urls: {key: str(files / local[key]) for key in urls})
+    return synthetic_digits(12, 0)
 
+
+def test_a_small_tensorflow_datasets_copy_is_refused_naming_its_directory(
+        tfds_prepares_small_mnist, tmp_path):
+    """A copy of MNIST in the cache that is not the published 60,000 +
+    10,000 images (a test's or a cut-short download's) is one clear error,
+    never a run on it."""
+    with pytest.raises(UsageError) as error:
+        data.load("mnist")
+    message = str(error.value)
+    assert "holds 12 training and 4 test images, not 60,000 and 10,000" in message
+    assert str(tmp_path / "tfds" / "mnist") in message
+    assert "delete that directory to download it again, or pass --data-dir" in message
+
+
+def test_tensorflow_datasets_path_reads_what_the_builder_prepared(tfds_prepares_small_mnist,
+                                                                   monkeypatch):
+    """The default source, end to end through tensorflow-datasets' own MNIST
+    builder, with the expected size made the small set's."""
+    monkeypatch.setitem(data.SIZES, "mnist", (12, 4))
     loaded = data.load("mnist")
     assert loaded.source == "tensorflow-datasets:mnist"
-    images, labels = synthetic_digits(12, 0)
+    images, labels = tfds_prepares_small_mnist
     order = np.argsort([img.tobytes() for img in images])  # tfds shuffles the examples
     got = np.argsort([img.tobytes() for img in loaded.train_images])
     np.testing.assert_array_equal(loaded.train_images[got], images[order])
@@ -132,9 +157,12 @@ def test_tensorflow_datasets_path_reads_what_the_builder_prepared(tmp_path, monk
     assert loaded.test_images.shape == (4, 28, 28) and loaded.test_images.dtype == np.uint8
 
 
-def test_tensorflow_datasets_mock_for_fashion_mnist():
+def test_tensorflow_datasets_mock_for_fashion_mnist(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=30):
+        with pytest.raises(UsageError, match="holds 30 training and 30 test images, not 60,000"):
+            data.load("fashion_mnist")
+        monkeypatch.setitem(data.SIZES, "fashion_mnist", (30, 30))
         loaded = data.load("fashion_mnist").first(20)
     assert loaded.source == "tensorflow-datasets:fashion_mnist"
     assert loaded.train_images.shape == (20, 28, 28) and loaded.train_labels.max() <= 9

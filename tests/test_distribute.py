@@ -4,14 +4,12 @@ of the shared loop takes exactly the single-device step of the global batch,
 a mirrored run of a model tracks a single-device run, and two processes
 on this host train one model as two workers."""
 import json
-import os
 import socket
 import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, history, run_script
+from conftest import command, environment, history, run_script
 
 TWO_CPUS = """
 import sys
@@ -65,7 +63,7 @@ def test_a_mirrored_step_is_the_single_device_step_of_the_global_batch(tmp_path)
     elsewhere; the reported loss is the replicas' mean)."""
     script = tmp_path / "mirrored_step.py"
     script.write_text(textwrap.dedent(MIRRORED_STEP))
-    done = run_script(script, env={"PYTHONPATH": "."})
+    done = run_script(script)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
@@ -81,8 +79,7 @@ def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path):
     script.write_text(TWO_CPUS + "from vae_keras import train\nsys.exit(train.main(sys.argv[1:]))\n")
     common = ["--data-dir", synthetic_mnist, "--epochs", 3, "--batch-size", 64, "--seed", 4,
               "--precision", "fp32", "--no-data-on-device"]
-    mirrored = run_script(script, *common, "--strategy", "mirrored", "--out", tmp_path / "two",
-                          env={"PYTHONPATH": "."})
+    mirrored = run_script(script, *common, "--strategy", "mirrored", "--out", tmp_path / "two")
     assert mirrored.returncode == 0, mirrored.stderr[-2000:]
     assert "2 replicas" in mirrored.stdout
     single = run_script("vae_keras/train.py", *common, "--out", tmp_path / "one")
@@ -111,14 +108,13 @@ def test_two_workers_on_this_host_train_one_model(synthetic_mnist, tmp_path):
     they train as 2 replicas of one model (the same losses on both); the
     chief writes --out, the other worker --out-worker1."""
     cluster = [f"localhost:{port}" for port in free_ports(2)]
-    common = ["vae_keras/train.py", "--strategy", "multiworker", "--data-dir", synthetic_mnist,
-              "--epochs", 2, "--batch-size", 64, "--seed", 4, "--metrics-every", 0,
-              "--out", tmp_path / "run"]
+    worker = command("vae_keras/train.py", "--strategy", "multiworker", "--data-dir",
+                     synthetic_mnist, "--epochs", 2, "--batch-size", 64, "--seed", 4,
+                     "--metrics-every", 0, "--out", tmp_path / "run")
     workers = [subprocess.Popen(
-        [sys.executable, *map(str, common)], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CONFIG": json.dumps(
-            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})})
+        worker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment({"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})}))
         for i in range(2)]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     for worker, output in zip(workers, outputs):

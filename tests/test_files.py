@@ -26,6 +26,19 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert target.read_text() == "new\n"
 
 
+def test_resuming_a_run_removes_what_killed_writers_left(tmp_path):
+    run, _ = RunDir.open(tmp_path, "dcgan", {})
+    run.start({"model": "dcgan", "args": {}})
+    left = [tmp_path / ".history.csv.tmp-4242",
+            tmp_path / "images" / ".image_at_epoch_0003.png.tmp-7"]
+    for path in left:
+        path.write_text("half a fi")
+    (tmp_path / "notes.tmp-1").write_text("mine")  # no leading dot: not atomic_write's
+    run.start({"model": "dcgan", "args": {}})
+    assert [path for path in left if path.exists()] == []
+    assert (tmp_path / "notes.tmp-1").read_text() == "mine"
+
+
 def _args(**changes):
     return {"model": "dcgan", "batch_size": 256, "seed": 1, "epochs": 10, **changes}
 

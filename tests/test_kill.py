@@ -1,12 +1,15 @@
-"""A training process killed with SIGKILL mid-epoch resumes where it stopped."""
+"""A training process killed with SIGKILL mid-epoch resumes where it stopped:
+from the checkpoint the files hold, with every epoch in history.csv once, and
+the losses an uninterrupted run of the same seed has."""
 import csv
 import signal
 import subprocess
-import sys
 import time
 
+import numpy as np
 import pytest
-from conftest import ROOT, write_mnist
+import tensorflow as tf
+from conftest import command, environment, write_mnist
 from PIL import Image
 
 
@@ -18,19 +21,40 @@ def _epochs_done(out):
         return []
 
 
-# Training images per script, at batch 8: an epoch of about a second on two
-# CPU cores, long enough to be killed in the middle of one.
-SIZES = {"gan_keras/train.py": 256, "vae_keras/train.py": 2048}
+def checkpoint_epoch(out):
+    """The epoch stored in the run's latest checkpoint, read from its files."""
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-@pytest.mark.parametrize("script", SIZES)
-def test_sigkill_mid_epoch_then_resume(script, tmp_path):
-    data_dir = write_mnist(tmp_path / "data", n_train=SIZES[script])
+# Per model: the script, its options and the training images, at batch 8: an
+# epoch of about a second on two CPU cores, long enough to be killed in the
+# middle of one.
+MODELS = {
+    "dcgan": ("gan_keras/train.py", [], 256),
+    "conv_vae": ("vae_keras/train.py", [], 2048),
+    "infogan": ("gan_keras/train.py", ["--model", "infogan"], 128),
+    "vaegan": ("gan_keras/train.py", ["--model", "vaegan", "--noise-dim", "16"], 128),
+}
+EPOCHS = 5
+MEASURED = {"epoch", "seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path):
+    script, options, size = MODELS[model]
+    data_dir = write_mnist(tmp_path / "data", n_train=size)
+
+    def run(out):
+        return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs",
+                       EPOCHS, "--batch-size", 8, "--seed", 2, "--metrics-every", 0)
+
+    # the uninterrupted run trains beside the one that is killed
+    whole = subprocess.Popen(run(tmp_path / "whole"), env=environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     out = tmp_path / "run"
-    command = [sys.executable, script, "--data-dir", str(data_dir), "--out", str(out),
-               "--epochs", "5", "--batch-size", "8", "--seed", "2"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(run(out), env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(rows := _epochs_done(out)) < 2:
         assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
@@ -38,24 +62,32 @@ def test_sigkill_mid_epoch_then_resume(script, tmp_path):
     time.sleep(float(rows[1]["seconds"]) / 2)  # about half-way through epoch 3
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_at = len(_epochs_done(out))
-    assert killed_at < 5, "the run finished before it could be killed"
+    killed_at = checkpoint_epoch(out)
+    assert 2 <= killed_at < EPOCHS, "the run finished before it could be killed"
 
-    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(run(out), env=environment(), capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"from its checkpoint after epoch {killed_at}" in resumed.stdout
     assert f"Time for epoch {killed_at + 1} is" in resumed.stdout
     assert "Time for epoch 1 is" not in resumed.stdout
+    assert checkpoint_epoch(out) == EPOCHS
 
-    assert [int(row["epoch"]) for row in _epochs_done(out)] == [1, 2, 3, 4, 5]
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    history, uninterrupted = _epochs_done(out), _epochs_done(tmp_path / "whole")
+    assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
+    columns = [name for name in history[0] if name not in MEASURED]  # losses, evaluations
+    assert len(columns) >= 3, columns
+    np.testing.assert_allclose([[float(row[c]) for c in columns] for row in history],
+                               [[float(row[c]) for c in columns] for row in uninterrupted],
+                               rtol=1e-6)
+
     indexes = sorted(p.name for p in (out / "checkpoints").glob("*.index"))
-    assert indexes == ["ckpt-3.index", "ckpt-4.index", "ckpt-5.index"]
-    pictures = sorted((out / "images").iterdir())
-    assert [p.name for p in pictures] == [f"image_at_epoch_{e:04d}.png" for e in range(1, 6)]
-    figures = [out / "progress.gif", out / "losses.png", out / "timing.png"]
-    if script.startswith("vae"):
-        figures += [out / "latent_manifold.png", out / "latent_scatter.png"]
-    for path in [*pictures, *figures]:
+    assert indexes == [f"ckpt-{e}.index" for e in range(EPOCHS - 2, EPOCHS + 1)]
+    pictures = sorted((out / "images").glob("image_at_epoch_*.png"))
+    assert [p.name for p in pictures] == [f"image_at_epoch_{e:04d}.png"
+                                          for e in range(1, EPOCHS + 1)]
+    for path in [*pictures, out / "progress.gif", out / "losses.png", out / "timing.png"]:
         with Image.open(path) as image:
             image.load()  # decodes the whole file
     assert not list(out.rglob(".*.tmp-*"))

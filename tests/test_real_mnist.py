@@ -1,4 +1,4 @@
-"""On the real MNIST (MNIST_DIR=../shared/data/mnist; skipped without it)."""
+"""On the real MNIST (MNIST_DIR=a directory holding its four IDX files; skipped without it)."""
 import numpy as np
 import pytest
 import tensorflow as tf
