@@ -1,12 +1,12 @@
 """Speed and memory of the training loop, side by side with a reference loop
-(../shared/bench/ref_*.py, the tutorials' plain loops) on the same images in
-the same session. A script that prints figures, not a test:
+(bench/ref_dcgan.py and bench/ref_cvae.py, the TensorFlow tutorials' plain
+loops) on the same images in the same session. A script that prints
+figures, not a test:
 
-    python -m common.bench --model dcgan --images 6144 --epochs 3 \\
-        --data-dir ../shared/data/mnist --reference ../shared/bench/ref_dcgan.py
+    python -m common.bench --model dcgan --images 6144 --epochs 3
 
-Each run is a fresh process: the reference as `REF DATA_DIR IMAGES EPOCHS`,
-ours as `train.py --model M --train-size IMAGES --epochs EPOCHS` into a
+Each run is a fresh process: the reference as `REF --images IMAGES --epochs
+EPOCHS [--data-dir DIR]`, ours as `train.py --model M --train-size IMAGES --epochs EPOCHS` into a
 temporary directory, once per --variant (train.py options, e.g. "--precision
 bf16"; the default variant is the device type's defaults). Both print one
 line per epoch, `epoch N SECONDS s`: for ours the train steps alone, as the
@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 from common import runs
-from common.cli import Parser, positive_int
+from common.arguments import Parser, positive_int
 from common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tutorial loop of each model that has one; any other --reference may be given.
+REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
 
 
 def main(argv=None):
@@ -39,10 +41,12 @@ def main(argv=None):
                         help="train on the first IMAGES training images")
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per run")
     parser.add_argument("--data-dir", default=None,
-                        help="MNIST IDX files (.gz), for both loops (default: ours from "
-                             "tensorflow-datasets; a --reference needs it)")
+                        help="MNIST IDX files (.gz or not), for both loops (default: "
+                             "tensorflow-datasets)")
     parser.add_argument("--reference", default=None,
-                        help="a reference loop, e.g. ../shared/bench/ref_dcgan.py")
+                        help="the reference loop, a script taking --data-dir, --images and "
+                             "--epochs (default: the model's tutorial loop in bench/, if any; "
+                             "'none' for none)")
     parser.add_argument("--variant", action="append", default=None,
                         help="train.py options of one run of ours, in quotes; repeat to "
                              "compare several (default: one run with the defaults)")
@@ -50,8 +54,10 @@ def main(argv=None):
                         help="run the reference and every variant this many times, in turn "
                              "(the machines are noisy: interleaving evens it out)")
     args = parser.parse_args(argv)
-    if args.reference and not args.data_dir:
-        parser.error("--reference needs --data-dir (the reference reads IDX .gz files)")
+    if args.reference is None:
+        args.reference = REFERENCES.get(args.model)
+    elif args.reference == "none":
+        args.reference = None
     if args.reference and not Path(args.reference).is_file():
         parser.error(f"--reference {args.reference}: no such file")
     try:
@@ -64,8 +70,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_") as scratch:
         for repeat in range(args.repeats):
             if args.reference:
-                command = [sys.executable, args.reference, args.data_dir, str(args.images),
-                           str(args.epochs)]
+                command = [sys.executable, str(args.reference), "--images", str(args.images),
+                           "--epochs", str(args.epochs)]
+                if args.data_dir:
+                    command += ["--data-dir", args.data_dir]
                 results.setdefault("reference", []).append(run("reference", command))
             for i, variant in enumerate(variants):
                 name = f"ours {variant}".strip()

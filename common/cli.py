@@ -1,7 +1,8 @@
-"""Command-line plumbing the train.py scripts share: the arguments every model
-takes, errors as one line with exit status 2, and main(), which checks the
-arguments, the run directory and the data before TensorFlow starts (its
-start-up takes seconds and writes to stderr), then hands over to the loop."""
+"""What the train.py scripts share: the arguments every model takes, and
+main(), which checks the arguments, the run directory and the data before
+TensorFlow starts (its start-up takes seconds and writes to stderr), errors
+as one line with exit status 2, then wires the model, the evaluator and the
+run into the training loop."""
 import argparse
 import contextlib
 import datetime
@@ -12,49 +13,10 @@ import random
 import sys
 from importlib import metadata
 
-from common import data, runs
+from common import arguments, data
+from common.arguments import Parser, non_negative_int, positive_int, seed
 from common.errors import UsageError
 from common.rundir import RunDir
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line instead of a usage block, and
-    no abbreviated options (a prefix that works today may not tomorrow)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each default, except the ones that mean "not set"."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def _number(convert, valid, expected):
-    """An argparse type: `convert` the text, then check `valid(value)`."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not valid(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
-        return value
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
-non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
-positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
-unit_interval = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
 
 def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_models=()):
@@ -126,30 +88,6 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
     return parser
 
 
-def parse(parser, argv=None):
-    """Parse `argv`. With presets, parse twice: the chosen (or the model's
-    first) preset's values become the defaults. An option with no default
-    of its own that the chosen preset does not set belongs to another model,
-    and giving it is an error."""
-    args = parser.parse_args(argv)
-    if not parser.presets:
-        return args
-    choices = parser.presets[args.model]
-    preset = args.preset or next(iter(choices))
-    if preset not in choices:
-        parser.error(f"argument --preset: {args.model} has no preset {preset!r} "
-                     f"(choose from {', '.join(choices)})")
-    governed = {key for named in parser.presets.values() for values in named.values()
-                for key in values}
-    for key in sorted(governed - set(choices[preset])):
-        if parser.get_default(key) is None and getattr(args, key) is not None:
-            parser.error(f"argument --{key.replace('_', '-')}: not an option of {args.model}")
-    parser.set_defaults(**choices[preset])
-    args = parser.parse_args(argv)
-    args.preset = preset
-    return args
-
-
 def default_out(parser, args):
     """outputs/<model>, with the preset, loss and data set appended when
     they are not the defaults (outputs/mlp_gan_report003_lsgan)."""
@@ -183,7 +121,7 @@ def main(parser, build, argv=None):
     """Parse and check everything, then train. `build(args, data)` returns
     the model; it imports TensorFlow, so it runs only once the input is
     known to be good. Returns the exit status."""
-    args = parse(parser, argv)
+    args = arguments.parse(parser, argv)
     if args.out is None:
         args.out = default_out(parser, args)
     if args.strategy == "multiworker":
@@ -205,18 +143,19 @@ def main(parser, build, argv=None):
     if args.seed is None:
         args.seed = stored["args"]["seed"] if stored else random.randrange(2**31)
 
-    from common import devices, training  # TensorFlow starts here
     import keras
+
+    from common import devices, training  # TensorFlow starts here
 
     strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
 
     evaluator = None
     if args.metrics_every:  # first: training the classifier reseeds Keras
-        from common import classifier
-        from common.evaluate import Evaluator
+        from common.evaluation import classifier
+        from common.evaluation.evaluate import Evaluator
 
-        trained = classifier.load_or_train(everything, runs.classifier_dir(run.path,
-                                                                           args.classifier_dir))
+        trained = classifier.load_or_train(everything, classifier.cache_dir(run.path,
+                                                                            args.classifier_dir))
         evaluator = Evaluator(trained, everything, args.metrics_samples)
     device = devices.describe()
     if args.model in parser.fp32_models and args.precision is None:
@@ -224,19 +163,22 @@ def main(parser, build, argv=None):
     for name, value in devices.speed_defaults().items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    # the run's precision, for this run only: a caller that runs several
+    # (lr-sweep) gets the policy back as it was
+    policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
-    keras.utils.set_random_seed(args.seed)
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build(args, dataset)
-    run.start({"model": args.model, "args": vars(args), "data": dataset.source,
-               "device": device, "versions": _versions(),
-               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
-              fresh=args.fresh)
-    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
-    print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
-          f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
-          f"{args.seed}, into {run.path}", flush=True)
     try:
+        keras.utils.set_random_seed(args.seed)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build(args, dataset)
+        run.start({"model": args.model, "args": vars(args), "data": dataset.source,
+                   "device": device, "versions": _versions(),
+                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
+                  fresh=args.fresh)
+        replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
+        print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
+              f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
+              f"{args.seed}, into {run.path}", flush=True)
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,
                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
@@ -247,6 +189,8 @@ def main(parser, build, argv=None):
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
         return 130
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     return 0
 
 

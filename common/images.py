@@ -14,15 +14,20 @@ GAP = 128  # grey between tiles, distinct from both black and white digits
 LABEL_HEIGHT = 16  # pixels of the text strip above each row of labelled_rows
 
 
+def to_uint8(images):
+    """Grey levels in [0, 1] -> uint8 0..255 (0 = black): the 8-bit images
+    a picture or an export holds, and the ones the metrics score."""
+    return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def grid(images, cols, scale=2, pad=2):
     """Tile images [n, h, w] with values in [0, 1] into one uint8 picture of
     `cols` columns, `pad` grey pixels between tiles, each pixel repeated
     `scale` times in both directions."""
-    images = np.asarray(images, dtype=np.float32)
-    n, h, w = images.shape
+    pixels = to_uint8(images)
+    n, h, w = pixels.shape
     rows = math.ceil(n / cols)
     canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), GAP, np.uint8)
-    pixels = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
     for i, image in enumerate(pixels):
         top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
         canvas[top:top + h, left:left + w] = image

@@ -7,8 +7,8 @@ line before TensorFlow starts; `open_run` then loads it."""
 import argparse
 import dataclasses
 import importlib
-from pathlib import Path
 
+from common import arguments
 from common import data as data_module
 from common.errors import UsageError
 from common.rundir import RunDir
@@ -52,13 +52,11 @@ def stored_args(config):
     """The run's arguments as its script parses them: config.json's, over
     today's defaults for its model and preset (a run made before an option
     existed has none stored; it trained with what is now its default)."""
-    from common import cli
-
     stored = config["args"]
     argv = ["--model", config["model"]]
     if stored.get("preset"):
         argv += ["--preset", stored["preset"]]
-    defaults = vars(cli.parse(script_for(config["model"]).make_parser(), argv))
+    defaults = vars(arguments.parse(script_for(config["model"]).make_parser(), argv))
     return argparse.Namespace(**{**defaults, **stored})
 
 
@@ -77,9 +75,3 @@ def open_run(path, data_dir=None):
     model = script_for(config["model"]).build(args, data)
     run = RunDir(path)
     return Run(run, config, data, model, training.restore(model, run))
-
-
-def classifier_dir(run_path, given=None):
-    """Where the evaluation classifier is cached: `given`, else beside the
-    run directory (outputs/classifier for runs in outputs/)."""
-    return Path(given) if given else Path(run_path).parent / "classifier"

@@ -14,7 +14,7 @@ from pathlib import Path
 if not __package__:  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import cli  # noqa: E402  (after the path is set)
+from common import arguments, cli  # noqa: E402  (after the path is set)
 from gan_keras.presets import LOSSES, PRESETS  # noqa: E402
 
 MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
@@ -29,15 +29,15 @@ def make_parser():
         help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "
              "2017); wgan-gp: Wasserstein with gradient penalty 10 and 5 critic steps per "
              "generator step, Adam(0, 0.9) (Gulrajani et al. 2017)")
-    add("--noise-dim", type=cli.positive_int, default=None,
+    add("--noise-dim", type=arguments.positive_int, default=None,
         help="size of the generator's noise; the VAE-GAN's latent size (default: the preset's)")
-    add("--lr", type=cli.positive_float, default=None,
+    add("--lr", type=arguments.positive_float, default=None,
         help="Adam learning rate of each network (default: the preset's)")
-    add("--g-lr", type=cli.positive_float, default=None,
+    add("--g-lr", type=arguments.positive_float, default=None,
         help="infogan: the generator's own learning rate (default: the preset's)")
-    add("--beta-1", type=cli.unit_interval, default=None,
+    add("--beta-1", type=arguments.unit_interval, default=None,
         help="Adam beta_1 (default: the preset's; wgan-gp uses its paper's 0, beta_2 0.9)")
-    add("--gamma", type=cli.positive_float, default=None,
+    add("--gamma", type=arguments.positive_float, default=None,
         help="vaegan: weight of the feature reconstruction in the decoder's loss "
              "(default: the preset's)")
     return parser

@@ -1,17 +1,22 @@
 """The evaluation classifier, the Evaluator, metrics.csv during training,
 the likelihood bound, and the evaluate, sample and compare commands."""
 import json
+import math
+import re
 import shutil
 
 import numpy as np
 import pytest
 from conftest import run_script, tree_digest, write_mnist
 
-from common import classifier, data, metrics
-from common.evaluate import METRICS, Evaluator
+from common import data
+from common.evaluation import classifier, metrics
+from common.evaluation.evaluate import METRICS, Evaluator
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
 from vae_keras.conv_vae import ConvVAE
+
+METRIC_COLUMN = {name: i for i, name in enumerate(Evaluator.columns)}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,25 @@ def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys
     assert len(list(tmp_path.glob("mnist-*"))) == 2
 
 
+def test_the_classifier_computes_in_float32_whatever_the_policy(synthetic_mnist, tmp_path):
+    """A run trains under a mixed-precision policy; the classifier it loads
+    or trains (and so every metric) stays float32, and the policy is left
+    as it was."""
+    import keras
+
+    mnist = data.load("mnist", synthetic_mnist)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    trained = classifier.load_or_train(mnist, tmp_path)  # trained under bf16
+    loaded = classifier.load_or_train(mnist, tmp_path)  # loaded under bf16
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy("float32")
+    reference = classifier.load_or_train(mnist, tmp_path)
+    for model in (trained, loaded):
+        assert {layer.dtype_policy.name for layer in model.model.layers} == {"float32"}
+        np.testing.assert_array_equal(model.features_and_probabilities(mnist.test_images)[0],
+                                      reference.features_and_probabilities(mnist.test_images)[0])
+
+
 def test_classifier_training_is_deterministic(synthetic_mnist, tmp_path):
     mnist = data.load("mnist", synthetic_mnist)
     a = classifier.load_or_train(mnist, tmp_path / "a")
@@ -70,7 +94,10 @@ def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
     for _ in range(20):  # a little training, so that q(z|x) is not the prior
         model.train_step((x, np.zeros(64, np.int32)))
     bounds = model.likelihood(images=32, iw_samples=64)
-    assert -bounds["nll_iw"] >= bounds["test_elbo"]
+    # -ELBO >= the bound on -log p(x) > 0, and below the 784 ln 2 nats of
+    # a decoder that says p = 1/2 for every pixel
+    assert -bounds["test_elbo"] >= bounds["nll_iw"] > 0
+    assert bounds["nll_iw"] < 784 * math.log(2)
     single = model.likelihood(images=32, iw_samples=1)  # K = 1 is an ELBO estimate
     assert single["nll_iw"] == pytest.approx(-single["test_elbo"], rel=0.02)
 
@@ -123,8 +150,8 @@ def test_metrics_every_zero_scores_nothing(synthetic_mnist, tmp_path, capsys):
 
 
 def test_evaluate_command(runs_dir):
-    result = run_script("-m", "common.evaluate", runs_dir / "conv_vae", "--iw-samples", "8",
-                        "--iw-images", "16")
+    result = run_script("-m", "common.evaluation.evaluate", runs_dir / "conv_vae",
+                        "--iw-samples", "8", "--iw-images", "16")
     assert result.returncode == 0, result.stderr
     for label in ("Frechet distance", "precision (k=3)", "NLL, IW bound (nats)", "K = 8"):
         assert label in result.stdout
@@ -132,11 +159,11 @@ def test_evaluate_command(runs_dir):
     assert stored["settings"]["epoch"] == 3 and set(stored["metrics"]) >= set(METRICS)
     assert stored["likelihood"]["nll_iw"] > 0 and stored["parameters"] == 69_989
     before = tree_digest(runs_dir / "conv_vae")
-    again = run_script("-m", "common.evaluate", runs_dir / "conv_vae", "--iw-samples", "8",
-                       "--iw-images", "16")
+    again = run_script("-m", "common.evaluation.evaluate", runs_dir / "conv_vae",
+                       "--iw-samples", "8", "--iw-images", "16")
     assert again.stdout == result.stdout and tree_digest(runs_dir / "conv_vae") == before
 
-    gan = run_script("-m", "common.evaluate", runs_dir / "dcgan", "--samples", "32")
+    gan = run_script("-m", "common.evaluation.evaluate", runs_dir / "dcgan", "--samples", "32")
     assert gan.returncode == 0 and "NLL" not in gan.stdout
     assert "32 samples against 32 test images" in gan.stdout
 
@@ -158,27 +185,53 @@ def test_a_run_made_before_an_option_existed_opens_with_its_default(runs_dir, tm
 
 
 def test_sample_command(runs_dir, tmp_path):
-    out = tmp_path / "samples.npz"
-    result = run_script("-m", "common.sample", runs_dir / "dcgan", "--n", "25", "--out", out)
-    assert result.returncode == 0, result.stderr
-    with np.load(out) as archive:
-        assert archive.files == ["images"]
-        images = archive["images"]
+    def sample(name, *options):
+        out = tmp_path / name
+        result = run_script("-m", "common.evaluation.sample", runs_dir / "dcgan", "--n", "25",
+                            "--out", out, *options)
+        assert result.returncode == 0, result.stderr
+        with np.load(out) as archive:
+            assert archive.files == ["images"]
+            return archive["images"]
+
+    images = sample("a.npz")
     assert images.shape == (25, 28, 28) and images.dtype == np.uint8 and images.max() > 0
+    assert images.tobytes() == sample("b.npz").tobytes()  # a function of the weights and seed
+    assert images.tobytes() != sample("c.npz", "--seed", "1").tobytes()
 
 
 def test_compare_command(runs_dir, tmp_path):
     out = tmp_path / "comparison"
-    result = run_script("-m", "common.compare", runs_dir / "dcgan", runs_dir / "conv_vae",
-                        "--out", out, "--iw-samples", "4", "--iw-images", "8")
+    result = run_script("-m", "common.evaluation.compare", runs_dir / "dcgan",
+                        runs_dir / "conv_vae", "--out", out, "--iw-samples", "4",
+                        "--iw-images", "8")
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
     assert "| dcgan | dcgan | 3 | 2,543,809 |" in report
     assert "| conv_vae | conv_vae | 3 | 69,989 |" in report
     assert "| real images (floor) |" in report
     assert "At equal epochs (the last scoring at or before epoch 3 of each run)" in report
-    assert "is better by Frechet distance" in report
     assert "At equal training time" in report
+    # the numbers are evaluation.json's, and the verdict names the lower distance
+    evaluations = {name: json.loads((runs_dir / name / "evaluation.json").read_text())
+                   for name in ("dcgan", "conv_vae")}
+    for name, evaluation in evaluations.items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        measured = evaluation["metrics"]
+        assert cells[6:12] == [f"{measured['fd']:.3g}",
+                               f"{measured['kid']:.3g} ± {measured['kid_se']:.2g}",
+                               f"{measured['classifier_score']:.3g}", str(measured["coverage"]),
+                               f"{measured['precision']:.3f}", f"{measured['recall']:.3f}"]
+    last = {name: float((runs_dir / name / "metrics.csv").read_text().splitlines()[-1]
+                        .split(",")[METRIC_COLUMN["fd"]]) for name in evaluations}
+    better = min(last, key=last.get)
+    assert re.search(rf"At equal epochs \(the last scoring at or before epoch 3 of each run\), "
+                     rf"{better} is better by Frechet distance: {last[better]:.3g} at epoch 3",
+                     report)
+    ranked = sorted(evaluations, key=lambda name: evaluations[name]["metrics"]["fd"])
+    assert (f"At their latest checkpoints, by Frechet distance: {ranked[0]} "
+            f"{evaluations[ranked[0]]['metrics']['fd']:.3g}") in report
     for figure in ("metrics_by_epoch.png", "metrics_by_time.png", "seconds_per_epoch.png",
                    "pictures.png"):
         assert (out / figure).stat().st_size > 1000
@@ -186,15 +239,16 @@ def test_compare_command(runs_dir, tmp_path):
 
 
 COMMAND_ERRORS = [
-    (["common.evaluate", "{tmp}/nowhere"], "nowhere is not a directory"),
-    (["common.evaluate", "{tmp}"], "holds no run (no config.json)"),
-    (["common.evaluate", "{runs}/dcgan", "--iw-samples", "-1"],
+    (["common.evaluation.evaluate", "{tmp}/nowhere"], "nowhere is not a directory"),
+    (["common.evaluation.evaluate", "{tmp}"], "holds no run (no config.json)"),
+    (["common.evaluation.evaluate", "{runs}/dcgan", "--iw-samples", "-1"],
      "argument --iw-samples: expected a whole number >= 0, got -1"),
-    (["common.sample", "{runs}/dcgan", "--out", "{tmp}/x.txt"], "must end in .npz"),
-    (["common.sample", "{runs}/dcgan", "--out", "{tmp}/no/dir/x.npz"], "cannot write --out"),
-    (["common.sample", "{runs}/dcgan"], "the following arguments are required: --out"),
-    (["common.compare", "{runs}/dcgan", "{fashion}"], "different data sets"),
-    (["common.compare", "{runs}/dcgan", "{tmp}/dcgan"], "share a directory name"),
+    (["common.evaluation.sample", "{runs}/dcgan", "--out", "{tmp}/x.txt"], "must end in .npz"),
+    (["common.evaluation.sample", "{runs}/dcgan", "--out", "{tmp}/no/dir/x.npz"],
+     "cannot write --out"),
+    (["common.evaluation.sample", "{runs}/dcgan"], "the following arguments are required: --out"),
+    (["common.evaluation.compare", "{runs}/dcgan", "{fashion}"], "different data sets"),
+    (["common.evaluation.compare", "{runs}/dcgan", "{tmp}/dcgan"], "share a directory name"),
 ]
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import history
-from common import cli, data, runs
+from common import arguments, cli, data, runs
 from gan_keras import losses, presets, train
 from gan_keras.dcgan import DCGAN
 from gan_keras.infogan import InfoGAN
@@ -159,7 +159,7 @@ def test_two_epoch_run_writes_every_output(model, preset, loss, synthetic_mnist,
     assert config["lr"] == presets.PRESETS[model][preset]["lr"]  # the preset's default
     rows = history(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert runs.script_for(model) is train  # so common.evaluate can rebuild it
+    assert runs.script_for(model) is train  # so common.evaluation.evaluate can rebuild it
     for name in ("progress.gif", "losses.png", "timing.png",
                  "images/image_at_epoch_0001.png", "images/image_at_epoch_0002.png"):
         with Image.open(out / name) as picture:
@@ -227,7 +227,7 @@ def test_fashion_mnist_run_and_output_names(synthetic_mnist, tmp_path, monkeypat
     for argv, name in ((["--model", "dcgan"], "dcgan"), (["--model", "mlp_gan"], "mlp_gan"),
                        (["--model", "dcgan", "--preset", "report001"], "dcgan_report001"),
                        (["--model", "infogan", "--loss", "wgan-gp"], "infogan_wgan-gp")):
-        assert cli.default_out(parser, cli.parse(parser, argv)).endswith(f"outputs/{name}")
+        assert cli.default_out(parser, arguments.parse(parser, argv)).endswith(f"outputs/{name}")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from common import metrics
+from common.evaluation import metrics
 
 
 def gaussian(n, mean=0.0, scale=1.0, dim=8, seed=0):
@@ -46,6 +46,32 @@ def test_kernel_distance_is_about_zero_for_one_distribution_and_not_for_two():
                                       gaussian(10_000, mean=0.3, seed=7))
     assert abs(same[0]) < 3 * same[1], same
     assert shifted[0] > 10 * shifted[1] and shifted[0] > 50 * abs(same[0]), (same, shifted)
+
+
+def unbiased_mmd2(x, y):
+    """The unbiased estimate of the squared MMD with KID's kernel
+    k(a, b) = (a.b / d + 1)^3, pair by pair (Gretton et al. 2012, eq. 3)."""
+    k = lambda a, b: (np.dot(a, b) / len(a) + 1.0) ** 3  # noqa: E731
+    m, n = len(x), len(y)
+    within_x = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    within_y = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    across = sum(k(a, b) for a in x for b in y) / (m * n)
+    return within_x + within_y - 2 * across
+
+
+def test_kernel_distance_is_the_unbiased_mmd_of_each_block():
+    """12 images of each set, blocks of 4: the sets are shuffled by
+    default_rng(seed) and cut into 3 disjoint blocks; KID is the mean of the
+    blocks' unbiased MMD estimates, its error their standard error."""
+    real, fake = gaussian(12, seed=11), gaussian(12, mean=0.5, seed=12)
+    rng = np.random.default_rng(0)
+    real_order, fake_order = rng.permutation(12), rng.permutation(12)
+    blocks = [unbiased_mmd2(real[real_order[i:i + 4]], fake[fake_order[i:i + 4]])
+              for i in (0, 4, 8)]
+    kid, se = metrics.kernel_distance(real, fake, block=4, seed=0)
+    assert kid == pytest.approx(np.mean(blocks), rel=1e-12)
+    assert se == pytest.approx(np.std(blocks, ddof=1) / math.sqrt(3), rel=1e-12)
+    assert kid > 0
 
 
 def test_kernel_distance_needs_at_least_two_blocks():

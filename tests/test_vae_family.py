@@ -8,7 +8,8 @@ import tensorflow as tf
 from conftest import history, run_script
 from PIL import Image
 
-from common import data, sample
+from common import data
+from common.evaluation import sample
 from vae_keras import presets, train
 from vae_keras.conv_vae import ConvVAE
 from vae_keras.mlp_vae import ConditionalVAE, MLPVAE
@@ -129,26 +130,26 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, synthetic_mnist,
 
 def test_sample_command_asks_a_conditional_model_for_a_digit(synthetic_mnist, tmp_path):
     run(synthetic_mnist, tmp_path / "cvae", "--model", "cvae", "--epochs", 1)
-    result = run_script("-m", "common.sample", tmp_path / "cvae", "--n", "12", "--digit", "4",
-                        "--out", tmp_path / "fours.npz")
+    result = run_script("-m", "common.evaluation.sample", tmp_path / "cvae", "--n", "12",
+                        "--digit", "4", "--out", tmp_path / "fours.npz")
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "fours.npz") as archive:
         assert archive["images"].shape == (12, 28, 28)
         assert archive["labels"].tolist() == [4] * 12
-    run_script("-m", "common.sample", tmp_path / "cvae", "--n", "12", "--out",
+    run_script("-m", "common.evaluation.sample", tmp_path / "cvae", "--n", "12", "--out",
                tmp_path / "all.npz")
     with np.load(tmp_path / "all.npz") as archive:
         assert archive["labels"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
 
     run(synthetic_mnist, tmp_path / "conv_vae", "--epochs", 1)
-    refused = run_script("-m", "common.sample", tmp_path / "conv_vae", "--digit", "4",
+    refused = run_script("-m", "common.evaluation.sample", tmp_path / "conv_vae", "--digit", "4",
                          "--out", tmp_path / "x.npz")
     assert refused.returncode == 2
     assert "a conv_vae is not conditional on the digit" in refused.stderr
 
 
 def test_sample_knows_the_conditional_models():
-    """common.sample checks --digit before TensorFlow starts, by name."""
+    """common.evaluation.sample checks --digit before TensorFlow starts, by name."""
     assert set(sample.CONDITIONAL) == {name for name, cls in CLASSES.items() if cls.conditional}
 
 

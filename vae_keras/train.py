@@ -13,7 +13,7 @@ from pathlib import Path
 if not __package__:  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import cli  # noqa: E402  (after the path is set)
+from common import arguments, cli  # noqa: E402  (after the path is set)
 from vae_keras.presets import PRESETS  # noqa: E402
 
 MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
@@ -25,9 +25,9 @@ def make_parser():
     parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
                              presets=PRESETS, fp32_models=MODELS)
     add = parser.add_argument
-    add("--latent-dim", type=cli.positive_int, default=None,
+    add("--latent-dim", type=arguments.positive_int, default=None,
         help="size of the latent space; 2 draws the latent figures (default: the preset's)")
-    add("--lr", type=cli.positive_float, default=None,
+    add("--lr", type=arguments.positive_float, default=None,
         help="Adam learning rate (default: the preset's)")
     add("--kl", choices=("mc", "analytic"), default=None,
         help="KL term of the ELBO: one-sample Monte Carlo (the tutorial's) or closed form "
@@ -36,7 +36,7 @@ def make_parser():
         help="static: pixels thresholded at 0.5 once (the tutorial's); dynamic: a fresh "
              "Bernoulli draw of every pixel at every step; none: grey-level targets, as the "
              "reports' PyTorch code (default: the preset's)")
-    add("--eval-every", type=cli.positive_int, default=1,
+    add("--eval-every", type=arguments.positive_int, default=1,
         help="the whole test set's ELBO into history.csv every K epochs (and at the last)")
     return parser
 

@@ -6,16 +6,16 @@ agrees with the digit asked for.
     python -m common.experiments labels outputs/dcgan outputs/conv_vae
 
 writes labels.md and labels.png (a histogram per run) to --out (default
-outputs/labels). The numbers are those of common.evaluate, reused from each
-run's evaluation.json; common.compare shows them too."""
+outputs/labels). The numbers are those of common.evaluation.evaluate, reused from each
+run's evaluation.json; common.evaluation.compare shows them too."""
 import sys
 from pathlib import Path
 
 from common import images, runs
+from common.arguments import Parser
 from common.atomic import atomic_write
-from common.cli import Parser
 from common.errors import UsageError
-from common.evaluate import add_options, evaluate_run, options
+from common.evaluation.evaluate import add_options, evaluate_run, options
 
 
 def main(argv=None):

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from common import images, runs
+from common.arguments import Parser, positive_float
 from common.atomic import atomic_write
-from common.cli import Parser, positive_float
 from common.errors import UsageError
 from common.rundir import RunDir
 
@@ -40,9 +40,8 @@ def main(argv=None):
     args, training = parser.parse_known_args(argv)
     try:
         script = runs.script_for(args.model)
-        for option in ("--lr", "--out", "--model"):
-            if option in training:
-                raise UsageError(f"the sweep sets {option} itself")
+        if any(token == "--lr" or token.startswith("--lr=") for token in training):
+            raise UsageError("the sweep sets --lr itself")
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")

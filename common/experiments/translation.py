@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from common import images, runs
+from common.arguments import Parser, positive_int, unit_interval
 from common.atomic import atomic_write
-from common.cli import Parser, positive_int, unit_interval
 from common.errors import UsageError
 
 SHOWN = 10  # digits in the figure
@@ -64,10 +64,10 @@ def main(argv=None):
                                  f"encoder to reconstruct with")
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    from common import classifier
+    from common.evaluation import classifier
 
     data = loaded[0].data
-    trained = classifier.load_or_train(data, runs.classifier_dir(args.run_dirs[0],
+    trained = classifier.load_or_train(data, classifier.cache_dir(args.run_dirs[0],
                                                                  args.classifier_dir))
     digits, labels = data.test_images[:args.images], data.test_labels[:args.images]
     shifted = translate(digits, args.shift * digits.shape[1], np.random.default_rng(args.seed))

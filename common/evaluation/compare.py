@@ -1,6 +1,6 @@
 """The comparison the reports could not make: runs side by side, in numbers.
 
-    python -m common.compare RUN_DIR [RUN_DIR ...] [--out outputs/comparison]
+    python -m common.evaluation.compare RUN_DIR [RUN_DIR ...] [--out outputs/comparison]
 
 writes report.md and its figures: a table per run (model, parameters,
 median seconds per epoch, images per second, the metrics of
@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from common import images, runs
+from common.arguments import Parser
 from common.atomic import atomic_write
-from common.cli import Parser
 from common.errors import UsageError
-from common.evaluate import LABELS, add_options, evaluate_run, options
+from common.evaluation.evaluate import LABELS, add_options, evaluate_run, options
 from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
@@ -180,7 +180,7 @@ def write_report(loaded, out):
     settings = loaded[0]["evaluation"]["settings"]
     lines = [
         "# Comparison of runs", "",
-        f"Written by `python -m common.compare` on "
+        f"Written by `python -m common.evaluation.compare` on "
         f"{datetime.date.today().isoformat()}. Each run is scored at its latest checkpoint: "
         f"{settings['samples']} generated images against as many test images, in the feature "
         f"space of the evaluation classifier (test accuracy "
@@ -211,7 +211,7 @@ def write_report(loaded, out):
 
 
 def main(argv=None):
-    parser = Parser(prog="python -m common.compare", description=__doc__)
+    parser = Parser(prog="python -m common.evaluation.compare", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories written by train.py")
     parser.add_argument("--out", default="outputs/comparison", help="where to write the report")
     add_options(parser)

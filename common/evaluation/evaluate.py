@@ -1,9 +1,9 @@
 """Sample quality and likelihood of a trained run, in numbers.
 
-    python -m common.evaluate RUN_DIR [--samples 10000] [--iw-samples 1000]
+    python -m common.evaluation.evaluate RUN_DIR [--samples 10000] [--iw-samples 1000]
 
-scores the run's latest checkpoint: N generated images against the N first
-test images in the evaluation classifier's feature space (Frechet distance,
+scores the run's latest checkpoint: N generated images (as 8-bit images, the
+way an export holds them) against the N first test images in the evaluation classifier's feature space (Frechet distance,
 kernel distance, classifier score, class coverage, precision and recall),
 each beside its real-vs-real floor (N training images against the same test
 images), and, for a VAE, the test-set ELBO and the importance-weighted
@@ -13,10 +13,12 @@ metrics.csv."""
 import json
 import sys
 
-from common import metrics, runs
+from common import runs
+from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
-from common.cli import Parser, non_negative_int, positive_int
 from common.errors import UsageError
+from common.images import to_uint8
+from common.evaluation import metrics
 from common.model import conditional_labels
 
 METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
@@ -26,7 +28,7 @@ LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)", "kid_se": " 
           "label_kl": "label KL from uniform", "precision": "precision (k=3)",
           "recall": "recall (k=3)"}
 SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
-FORMAT = 2  # of evaluation.json: a stored evaluation of another format is computed again
+FORMAT = 3  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 class Evaluator:
@@ -50,7 +52,7 @@ class Evaluator:
         score; the host's (the statistics, numpy only) returned as a function
         to call later, from another thread if one likes."""
         outputs = self.classifier.features_and_probabilities(
-            model.sample(self.n, SAMPLE_SEED)[:self.n])
+            to_uint8(model.sample(self.n, SAMPLE_SEED)))
         return lambda: {"samples": self.n, **self.statistics(*outputs)}
 
     def compare(self, images):
@@ -95,11 +97,11 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
     """Score the run at `path`; the result (also written to
     RUN_DIR/evaluation.json) is reused while the checkpoint and settings are
     the same."""
-    from common import classifier  # TensorFlow
+    from common.evaluation import classifier  # TensorFlow
 
     loaded = runs.open_run(path, data_dir)
     iw_images = min(iw_images or len(loaded.data.test_images), len(loaded.data.test_images))
-    trained = classifier.load_or_train(loaded.data, runs.classifier_dir(path, classifier_dir))
+    trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
     settings = {"format": FORMAT, "epoch": loaded.epoch,
                 "samples": min(samples, len(loaded.data.test_images)),
                 "iw_samples": iw_samples, "iw_images": iw_images,
@@ -110,7 +112,7 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
         if stored.get("settings") == settings:
             return stored
     evaluator = Evaluator(trained, loaded.data, samples)
-    generated = loaded.model.sample(evaluator.n, SAMPLE_SEED)
+    generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
               "parameters": loaded.model.parameter_count(),
@@ -152,7 +154,7 @@ def table(result):
 
 
 def add_options(parser):
-    """The evaluation's settings, shared with common.compare."""
+    """The evaluation's settings, shared with common.evaluation.compare."""
     add = parser.add_argument
     add("--samples", type=positive_int, default=10_000,
         help="generated images to score (at most the test set's size)")
@@ -177,7 +179,7 @@ def options(args):
 
 
 def main(argv=None):
-    parser = Parser(prog="python -m common.evaluate", description=__doc__)
+    parser = Parser(prog="python -m common.evaluation.evaluate", description=__doc__)
     parser.add_argument("run_dir", help="a run directory written by a train.py")
     add_options(parser)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Export a trained run's generated images for any outside tool.
 
-    python -m common.sample RUN_DIR --n 10000 --out FILE.npz [--digit D]
+    python -m common.evaluation.sample RUN_DIR --n 10000 --out FILE.npz [--digit D]
 
 writes `images` (uint8, n x 28 x 28, 0 = black) from the run's latest
 checkpoint, drawn from the noise of --seed, into a numpy .npz; for a
@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from common import runs
+from common.arguments import Parser, positive_int, seed
 from common.atomic import atomic_write, check_writable
-from common.cli import Parser, positive_int, seed
 from common.errors import UsageError
+from common.images import to_uint8
 from common.model import conditional_labels
 
 CONDITIONAL = ("cvae",)  # the models that take a digit (checked before TensorFlow starts)
 
 
 def make_parser():
-    parser = Parser(prog="python -m common.sample", description=__doc__)
+    parser = Parser(prog="python -m common.evaluation.sample", description=__doc__)
     parser.add_argument("run_dir", help="a run directory written by a train.py")
     parser.add_argument("--n", type=positive_int, default=10_000, help="how many images")
     parser.add_argument("--out", required=True, help="the .npz file to write")
@@ -62,7 +63,7 @@ def main(argv=None):
         generated = loaded.model.sample(args.n, args.seed, digit=args.digit)
     else:
         generated = loaded.model.sample(args.n, args.seed)
-    images = np.round(generated * 255).astype(np.uint8)
+    images = to_uint8(generated)
     with atomic_write(args.out) as f:
         np.savez_compressed(f, images=images, **arrays)
     print(f"Wrote {len(images)} images of {loaded.config['model']} at epoch {loaded.epoch} "

@@ -1,7 +1,10 @@
 """The evaluation classifier: a small CNN trained once per data set on its
 training split, cached on disk, whose penultimate layer is the feature space
 of the sample-quality metrics (common/metrics.py), as the Inception network
-is for FID on natural images (Heusel et al. 2017)."""
+is for FID on natural images (Heusel et al. 2017). It is built, trained and
+run in float32 whatever precision policy the run trains in, so that every
+run's metrics are measured with the same numbers."""
+import contextlib
 import hashlib
 import json
 import time
@@ -35,6 +38,18 @@ def make_classifier():
     ], name="classifier")
 
 
+@contextlib.contextmanager
+def _float32():
+    """Keras's global precision policy set to float32 inside, restored after:
+    layers take their policy when they are made."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
 def to_input(images):
     """uint8 images [n, 28, 28] or floats in [0, 1] -> float32 [n, 28, 28, 1]."""
     images = np.asarray(images)
@@ -64,6 +79,12 @@ class Classifier:
         return features, tf.nn.softmax(logits)
 
 
+def cache_dir(run_path, given=None):
+    """Where the classifier is cached for a run: `given` (--classifier-dir),
+    else beside the run directory (outputs/classifier for runs in outputs/)."""
+    return Path(given) if given else Path(run_path).parent / "classifier"
+
+
 def load_or_train(data, cache_root):
     """The classifier for `data` (its full training split), from
     `cache_root/<dataset>-<key>/` if there, else trained and saved there. The
@@ -73,11 +94,17 @@ def load_or_train(data, cache_root):
                          + data.train_labels.tobytes()).hexdigest()[:16]
     directory = Path(cache_root) / f"{data.name}-{key}"
     weights, info_file = directory / "classifier.weights.h5", directory / "info.json"
-    if weights.exists() and info_file.exists():
-        model = make_classifier()
-        model.load_weights(weights)
-        return Classifier(model, json.loads(info_file.read_text()))
+    with _float32():
+        if weights.exists() and info_file.exists():
+            model = make_classifier()
+            model.load_weights(weights)
+            return Classifier(model, json.loads(info_file.read_text()))
+        return _train(data, key, directory)
 
+
+def _train(data, key, directory):
+    """Train the classifier on `data`'s training split, save it in `directory`."""
+    weights, info_file = directory / "classifier.weights.h5", directory / "info.json"
     print(f"Training the evaluation classifier for {data.name} on its {len(data.train_images)} "
           f"training images (once; cached in {directory})", flush=True)
     keras.utils.set_random_seed(SEED)

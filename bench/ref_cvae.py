@@ -1,0 +1,185 @@
+"""The TensorFlow CVAE tutorial's training loop, as the tutorial writes it
+(tensorflow.org/tutorials/generative/cvae): statically binarized MNIST, a
+tf.data pipeline, one @tf.function train step per batch, no options. Report
+000 trained this model; the project's own loop (vae_keras/train.py) is
+measured against it, for speed (python -m common.bench --model conv_vae) and
+for quality at equal epochs (python -m common.experiments parity).
+
+    python bench/ref_cvae.py [--data-dir DIR] [--images N] [--epochs E] [--seed S]
+                             [--samples DIR]
+
+prints `epoch N SECONDS s` after each epoch (the train steps alone), then
+the tutorial's test-set ELBO. With --samples, after each epoch (outside the
+timing) it writes DIR/samples_at_epoch_N.npz, the decoder's means for
+10,000 prior draws of the noise common.evaluation.evaluate scores (uint8, key
+"images"), and DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of
+decoded prior samples."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's data and pictures
+from common import data, images  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
+parser.add_argument("--images", type=int, default=60_000, help="the first N training images")
+parser.add_argument("--epochs", type=int, default=10, help="the tutorial's 10")
+parser.add_argument("--seed", type=int, default=None, help="Keras's global seed (default: none)")
+parser.add_argument("--samples", type=Path, default=None, help="export samples here each epoch")
+args = parser.parse_args()
+
+import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
+
+if args.seed is not None:
+    tf.keras.utils.set_random_seed(args.seed)
+
+mnist = data.load("mnist", args.data_dir)
+train_images, test_images = mnist.train_images[:args.images], mnist.test_images
+
+
+def preprocess_images(images):
+    images = images.reshape((images.shape[0], 28, 28, 1)) / 255.
+    return np.where(images > .5, 1.0, 0.0).astype("float32")
+
+
+train_images = preprocess_images(train_images)
+test_images = preprocess_images(test_images)
+
+train_size = len(train_images)
+batch_size = 32
+test_size = len(test_images)
+
+train_dataset = (tf.data.Dataset.from_tensor_slices(train_images)
+                 .shuffle(train_size).batch(batch_size))
+test_dataset = (tf.data.Dataset.from_tensor_slices(test_images)
+                .shuffle(test_size).batch(batch_size))
+
+
+class CVAE(tf.keras.Model):
+    """Convolutional variational autoencoder."""
+
+    def __init__(self, latent_dim):
+        super(CVAE, self).__init__()
+        self.latent_dim = latent_dim
+        self.encoder = tf.keras.Sequential([
+            tf.keras.layers.Input((28, 28, 1)),
+            tf.keras.layers.Conv2D(filters=32, kernel_size=3, strides=(2, 2), activation="relu"),
+            tf.keras.layers.Conv2D(filters=64, kernel_size=3, strides=(2, 2), activation="relu"),
+            tf.keras.layers.Flatten(),
+            # No activation
+            tf.keras.layers.Dense(latent_dim + latent_dim),
+        ])
+
+        self.decoder = tf.keras.Sequential([
+            tf.keras.layers.Input((latent_dim,)),
+            tf.keras.layers.Dense(units=7 * 7 * 32, activation=tf.nn.relu),
+            tf.keras.layers.Reshape(target_shape=(7, 7, 32)),
+            tf.keras.layers.Conv2DTranspose(filters=64, kernel_size=3, strides=2, padding="same",
+                                            activation="relu"),
+            tf.keras.layers.Conv2DTranspose(filters=32, kernel_size=3, strides=2, padding="same",
+                                            activation="relu"),
+            # No activation
+            tf.keras.layers.Conv2DTranspose(filters=1, kernel_size=3, strides=1, padding="same"),
+        ])
+
+    @tf.function
+    def sample(self, eps=None):
+        if eps is None:
+            eps = tf.random.normal(shape=(100, self.latent_dim))
+        return self.decode(eps, apply_sigmoid=True)
+
+    def encode(self, x):
+        mean, logvar = tf.split(self.encoder(x), num_or_size_splits=2, axis=1)
+        return mean, logvar
+
+    def reparameterize(self, mean, logvar):
+        eps = tf.random.normal(shape=tf.shape(mean))
+        return eps * tf.exp(logvar * .5) + mean
+
+    def decode(self, z, apply_sigmoid=False):
+        logits = self.decoder(z)
+        if apply_sigmoid:
+            probs = tf.sigmoid(logits)
+            return probs
+        return logits
+
+
+optimizer = tf.keras.optimizers.Adam(1e-4)
+
+
+def log_normal_pdf(sample, mean, logvar, raxis=1):
+    log2pi = tf.math.log(2. * np.pi)
+    return tf.reduce_sum(
+        -.5 * ((sample - mean) ** 2. * tf.exp(-logvar) + logvar + log2pi),
+        axis=raxis)
+
+
+def compute_loss(model, x):
+    mean, logvar = model.encode(x)
+    z = model.reparameterize(mean, logvar)
+    x_logit = model.decode(z)
+    cross_ent = tf.nn.sigmoid_cross_entropy_with_logits(logits=x_logit, labels=x)
+    logpx_z = -tf.reduce_sum(cross_ent, axis=[1, 2, 3])
+    logpz = log_normal_pdf(z, 0., 0.)
+    logqz_x = log_normal_pdf(z, mean, logvar)
+    return -tf.reduce_mean(logpx_z + logpz - logqz_x)
+
+
+@tf.function
+def train_step(model, x, optimizer):
+    """Executes one training step and returns the loss.
+
+    This function computes the loss and gradients, and uses the latter to
+    update the model's parameters.
+    """
+    with tf.GradientTape() as tape:
+        loss = compute_loss(model, x)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+
+
+epochs = args.epochs
+# set the dimensionality of the latent space to a plane for visualization later
+latent_dim = 2
+num_examples_to_generate = 16
+
+# keeping the random vector constant for generation (prediction) so
+# it will be easier to see the improvement.
+random_vector_for_generation = tf.random.normal(
+    shape=[num_examples_to_generate, latent_dim])
+model = CVAE(latent_dim)
+
+
+def export_samples(epoch, n=10_000, batch=1000):
+    """The digits common.evaluation.evaluate scores: the decoder's means for n prior
+    draws of the noise of seed 0."""
+    z = tf.random.Generator.from_seed(0).normal([n, latent_dim])
+    means = np.concatenate([model.sample(z[i:i + batch]).numpy()
+                            for i in range(0, n, batch)])[..., 0]
+    args.samples.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.samples / f"samples_at_epoch_{epoch:04d}.npz",
+                        images=images.to_uint8(means))
+    picture = model.sample(random_vector_for_generation).numpy()[..., 0]
+    images.save_png(images.grid(picture, cols=4, scale=3),
+                    args.samples / f"image_at_epoch_{epoch:04d}.png")
+
+
+for epoch in range(1, epochs + 1):
+    start_time = time.time()
+    for train_x in train_dataset:
+        train_step(model, train_x, optimizer)
+    end_time = time.time()
+    print(f"epoch {epoch} {end_time - start_time:.3f} s", flush=True)
+
+    loss = tf.keras.metrics.Mean()
+    for test_x in test_dataset:
+        loss(compute_loss(model, test_x))
+    elbo = -loss.result()
+    print(f"Epoch: {epoch}, Test set ELBO: {float(elbo):.4f}", flush=True)
+    if args.samples:
+        export_samples(epoch)

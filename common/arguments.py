@@ -1,0 +1,71 @@
+"""The command lines' shared parts, for every command of the project: the
+parser (errors on one line, exit status 2), the number types its options
+take, and parsing with presets. Nothing of the project is imported here, so
+every module may use it."""
+import argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line instead of a usage block, and
+    no abbreviated options (a prefix that works today may not tomorrow)."""
+
+    presets = None  # {model: {preset: {argument: default}}}: see parse
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each default, except the ones that mean "not set"."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _number(convert, valid, expected):
+    """An argparse type: `convert` the text, then check `valid(value)`."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+unit_interval = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
+
+
+def parse(parser, argv=None):
+    """Parse `argv`. With presets, parse twice: the chosen (or the model's
+    first) preset's values become the defaults. An option with no default
+    of its own that the chosen preset does not set belongs to another model,
+    and giving it is an error."""
+    args = parser.parse_args(argv)
+    if not parser.presets:
+        return args
+    choices = parser.presets[args.model]
+    preset = args.preset or next(iter(choices))
+    if preset not in choices:
+        parser.error(f"argument --preset: {args.model} has no preset {preset!r} "
+                     f"(choose from {', '.join(choices)})")
+    governed = {key for named in parser.presets.values() for values in named.values()
+                for key in values}
+    for key in sorted(governed - set(choices[preset])):
+        if parser.get_default(key) is None and getattr(args, key) is not None:
+            parser.error(f"argument --{key.replace('_', '-')}: not an option of {args.model}")
+    parser.set_defaults(**choices[preset])
+    args = parser.parse_args(argv)
+    args.preset = preset
+    return args
