@@ -9,11 +9,12 @@ for quality at equal epochs (python -m common.experiments parity).
                              [--samples DIR]
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone), then
-the tutorial's test-set ELBO. With --samples, after each epoch (outside the
-timing) it writes DIR/samples_at_epoch_N.npz, the decoder's means for
-10,000 prior draws of the noise common.evaluation.evaluate scores (uint8, key
-"images"), and DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of
-decoded prior samples."""
+the tutorial's test-set ELBO. With --samples DIR, after each epoch
+(outside the timing) it writes DIR/samples_at_epoch_N.npz, the decoder's
+means for --sample-count (10,000) prior draws of the noise common.evaluation.evaluate scores
+(uint8, key "images"), DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of
+decoded prior samples, and the epoch's row of DIR/history.csv (epoch,
+seconds, test_elbo)."""
 import argparse
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's data and pictures
 from common import data, images  # noqa: E402
+from common.rundir import RunDir  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,6 +33,7 @@ parser.add_argument("--images", type=int, default=60_000, help="the first N trai
 parser.add_argument("--epochs", type=int, default=10, help="the tutorial's 10")
 parser.add_argument("--seed", type=int, default=None, help="Keras's global seed (default: none)")
 parser.add_argument("--samples", type=Path, default=None, help="export samples here each epoch")
+parser.add_argument("--sample-count", type=int, default=10_000, help="samples exported per epoch")
 args = parser.parse_args()
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
@@ -155,9 +158,13 @@ random_vector_for_generation = tf.random.normal(
 model = CVAE(latent_dim)
 
 
-def export_samples(epoch, n=10_000, batch=1000):
-    """The digits common.evaluation.evaluate scores: the decoder's means for n prior
-    draws of the noise of seed 0."""
+history = []
+
+
+def export_samples(epoch, seconds, test_elbo, n=args.sample_count, batch=1000):
+    """The digits common.evaluation.evaluate scores: the decoder's means for
+    n prior draws of the noise of seed 0; the picture; the epoch's time and
+    test ELBO."""
     z = tf.random.Generator.from_seed(0).normal([n, latent_dim])
     means = np.concatenate([model.sample(z[i:i + batch]).numpy()
                             for i in range(0, n, batch)])[..., 0]
@@ -167,6 +174,8 @@ def export_samples(epoch, n=10_000, batch=1000):
     picture = model.sample(random_vector_for_generation).numpy()[..., 0]
     images.save_png(images.grid(picture, cols=4, scale=3),
                     args.samples / f"image_at_epoch_{epoch:04d}.png")
+    history.append({"epoch": epoch, "seconds": seconds, "test_elbo": test_elbo})
+    RunDir(args.samples).write_table("history", history, ("epoch", "seconds", "test_elbo"))
 
 
 for epoch in range(1, epochs + 1):
@@ -182,4 +191,4 @@ for epoch in range(1, epochs + 1):
     elbo = -loss.result()
     print(f"Epoch: {epoch}, Test set ELBO: {float(elbo):.4f}", flush=True)
     if args.samples:
-        export_samples(epoch)
+        export_samples(epoch, end_time - start_time, float(elbo))

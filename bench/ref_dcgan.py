@@ -9,10 +9,11 @@ for speed (python -m common.bench) and for quality at equal epochs
                               [--samples DIR]
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone). With
---samples, after each epoch (outside the timing) it writes DIR/
-samples_at_epoch_N.npz, 10,000 generated digits from the noise
-common.evaluation.evaluate scores (uint8, key "images"), and DIR/image_at_epoch_N.png,
-the tutorial's 4x4 grid of its fixed noise."""
+--samples DIR, after each epoch (outside the timing) it writes
+DIR/samples_at_epoch_N.npz, --sample-count (10,000) generated digits from the noise
+common.evaluation.evaluate scores (uint8, key "images"),
+DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of its fixed noise, and
+the epoch's row of DIR/history.csv (epoch, seconds)."""
 import argparse
 import sys
 import time
@@ -22,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's data and pictures
 from common import data, images  # noqa: E402
+from common.rundir import RunDir  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +32,7 @@ parser.add_argument("--images", type=int, default=60_000, help="the first N trai
 parser.add_argument("--epochs", type=int, default=50, help="the tutorial's 50")
 parser.add_argument("--seed", type=int, default=None, help="Keras's global seed (default: none)")
 parser.add_argument("--samples", type=Path, default=None, help="export samples here each epoch")
+parser.add_argument("--sample-count", type=int, default=10_000, help="samples exported per epoch")
 args = parser.parse_args()
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
@@ -133,8 +136,12 @@ def train_step(images):
                                                 discriminator.trainable_variables))
 
 
-def export_samples(epoch, n=10_000, batch=1000):
-    """The digits common.evaluation.evaluate scores: n draws of the noise of seed 0."""
+history = []
+
+
+def export_samples(epoch, seconds, n=args.sample_count, batch=1000):
+    """The digits common.evaluation.evaluate scores: n draws of the noise of
+    seed 0; the picture; the epoch's time."""
     noise = tf.random.Generator.from_seed(0).normal([n, noise_dim])
     fakes = np.concatenate([generator(noise[i:i + batch], training=False).numpy()
                             for i in range(0, n, batch)])[..., 0] * 0.5 + 0.5
@@ -144,6 +151,8 @@ def export_samples(epoch, n=10_000, batch=1000):
     picture = generator(seed, training=False).numpy()[..., 0] * 0.5 + 0.5
     images.save_png(images.grid(picture, cols=4, scale=3),
                     args.samples / f"image_at_epoch_{epoch:04d}.png")
+    history.append({"epoch": epoch, "seconds": seconds})
+    RunDir(args.samples).write_table("history", history, ("epoch", "seconds"))
 
 
 def train(dataset, epochs):
@@ -153,9 +162,10 @@ def train(dataset, epochs):
         for image_batch in dataset:
             train_step(image_batch)
 
-        print(f"epoch {epoch + 1} {time.time() - start:.3f} s", flush=True)
+        seconds = time.time() - start
+        print(f"epoch {epoch + 1} {seconds:.3f} s", flush=True)
         if args.samples:
-            export_samples(epoch + 1)
+            export_samples(epoch + 1, seconds)
 
 
 train(train_dataset, args.epochs)

@@ -1,16 +1,18 @@
 """The reports' experiments: learning-rate sweep, translation robustness,
 label predictor."""
 import csv
-import json
+import sys
 
 import numpy as np
 import pytest
 from conftest import run_script, write_mnist
 
-from common import devices
-from common.evaluation import classifier
+from common import data as data_module
+from common import runs
+from common.evaluation import classifier, spread
+from common.evaluation.evaluate import Evaluator
 from common.experiments import __main__ as experiments
-from common.experiments import lr_sweep, translation
+from common.experiments import lr_sweep, seeds, translation
 from common.rundir import RunDir
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
@@ -112,47 +114,59 @@ def test_lr_sweep_writes_its_table(synthetic_mnist, tmp_path):
         out / "lr_sweep.md").read_text()
 
 
-def test_lr_sweep_scores_every_rate_with_one_float32_classifier(synthetic_mnist, tmp_path,
-                                                               monkeypatch):
-    """On a CPU with bfloat16 instructions a GAN trains in bf16 by default.
-    Each rate of the sweep runs in this one process; the evaluation
-    classifier must still be float32 for every rate, or the rates' metrics
-    are measured with different numbers."""
+def test_lr_sweep_over_seeds_reports_each_rate_s_spread(synthetic_mnist, tmp_path):
+    """Rates x seeds, two at once: one run directory per pair; the table's
+    cell for a rate is the mean and standard deviation of its seeds' last
+    rows; the metrics were computed by the float32 classifier even though
+    every run trained in bf16."""
     import keras
 
-    monkeypatch.setattr(devices, "device_type", lambda: "CPU-bf16")
-    features, load = [], classifier.load_or_train
-
-    def load_and_measure(data, cache):
-        trained = load(data, cache)
-        features.append(trained.features_and_probabilities(data.test_images)[0])
-        assert {layer.dtype_policy.name for layer in trained.model.layers} == {"float32"}
-        return trained
-
-    monkeypatch.setattr(classifier, "load_or_train", load_and_measure)
     out = tmp_path / "sweep"
-    assert lr_sweep.main(["--model", "mlp_gan", "--rates", "0.001", "0.0001", "--out", str(out),
-                          "--data-dir", str(synthetic_mnist), "--epochs", "1", "--seed", "1",
-                          "--metrics-every", "1", "--metrics-samples", "64"]) == 0
-    for rate in ("0.001", "0.0001"):
-        assert json.loads((out / f"lr_{rate}" / "config.json").read_text())["args"][
-            "precision"] == "bf16"
-    assert len(features) == 2
-    np.testing.assert_array_equal(features[0], features[1])
-    assert keras.mixed_precision.global_policy().name == "float32"
+    assert lr_sweep.main(["--model", "mlp_gan", "--rates", "0.001", "0.0001", "--seeds", "1", "2",
+                          "--out", str(out), "--workers", "2", "--data-dir", str(synthetic_mnist),
+                          "--epochs", "1", "--precision", "bf16", "--metrics-every", "1",
+                          "--metrics-samples", "64", "--classifier-dir",
+                          str(tmp_path / "classifier")]) == 0
+    with open(out / "lr_sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["learning_rate"], r["seed"]) for r in rows] == [
+        ("0.001", "1"), ("0.001", "2"), ("0.0001", "1"), ("0.0001", "2")]
+    runs_ = {(r["learning_rate"], r["seed"]): out / f"lr_{r['learning_rate']}" / f"seed_{r['seed']}"
+             for r in rows}
+    for (rate, seed_), directory in runs_.items():
+        config = RunDir(directory).read_config()["args"]
+        assert (config["lr"], config["seed"], config["precision"]) == (float(rate), int(seed_),
+                                                                       "bf16")
+    table = (out / "lr_sweep.md").read_text().splitlines()
+    header = next(line for line in table if line.startswith("| learning_rate |")).split(" | ")
+    first = next(line for line in table if line.startswith("| 0.001 |")).split(" | ")
+    column = header.index("g_loss")
+    assert first[column] == spread.Spread([float(r["g_loss"]) for r in rows[:2]]).text(4)
+    assert "over 2 seeds" in table[2] and spread.RULE in table
+
+    # the runs' metrics are the float32 classifier's: scored again here, in
+    # float32, from each run's weights restored in bf16, the numbers agree
+    data = data_module.load("mnist", synthetic_mnist)
+    evaluator = Evaluator(classifier.load_or_train(data, tmp_path / "classifier"), data, 64)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    for directory in runs_.values():
+        stored = RunDir(directory).read_table("metrics")[-1]
+        again = evaluator.score(runs.open_run(directory).model)
+        assert again["fd"] == pytest.approx(stored["fd"], rel=1e-5)
+        assert again["precision"] == pytest.approx(stored["precision"], abs=1e-6)
 
 
-def test_lr_sweep_resumes_an_interrupted_sweep(synthetic_mnist, tmp_path, capsys):
+def test_lr_sweep_resumes_an_interrupted_sweep(synthetic_mnist, tmp_path, capfd):
     out = tmp_path / "sweep"
     training = ["--data-dir", str(synthetic_mnist), "--metrics-every", "0", "--seed", "1"]
     # interrupted: the first rate finished, the second only started (1 epoch of 2)
     for rate, epochs in (("0.001", "2"), ("0.0001", "1")):
         assert vae_train.main(["--model", "mlp_vae", "--lr", rate, "--out",
                                str(out / f"lr_{rate}"), *training, "--epochs", epochs]) == 0
-    capsys.readouterr()
+    capfd.readouterr()
     assert lr_sweep.main(["--model", "mlp_vae", "--rates", "0.001", "0.0001", "--out",
                           str(out), *training, "--epochs", "2"]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "has trained 2 epochs already" in printed  # the finished rate
     assert "Resuming" in printed and "Time for epoch 2" in printed  # the interrupted one
 
@@ -160,14 +174,27 @@ def test_lr_sweep_resumes_an_interrupted_sweep(synthetic_mnist, tmp_path, capsys
 @pytest.mark.parametrize("argv, message", [
     (["lr-sweep", "--lr", "0.1"], "the sweep sets --lr itself"),
     (["lr-sweep", "--lr=0.1"], "the sweep sets --lr itself"),
+    (["lr-sweep", "--seeds", "1", "2", "--seed", "3"], "the sweep sets --seed itself"),
+    (["seeds", "--model", "dcgan", "--seed=3"], "the sweep sets --seed itself"),
     (["lr-sweep", "--model", "biggan"], "no script builds a model called 'biggan'"),
-    (["warp"], "unknown experiment 'warp'; choose one of lr-sweep, translation, labels"),
-    ([], "choose one of lr-sweep, translation, labels"),
+    (["warp"], "unknown experiment 'warp'; choose one of seeds, lr-sweep, translation, labels, "
+               "parity"),
+    ([], "choose one of seeds, lr-sweep, translation, labels, parity"),
 ])
 def test_experiment_errors(argv, message):
     result = run_script("-m", "common.experiments", *argv)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_a_cluster_without_ray_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(SystemExit) as exit_:
+        seeds.main(["--model", "dcgan", "--cluster", "local"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m common.experiments seeds: error: --cluster needs Ray, which is not "
+        "installed: pip install -r requirements-cluster.txt"]
 
 
 def test_experiments_help_lists_them():

@@ -3,9 +3,10 @@
     python -m common.evaluation.evaluate RUN_DIR [--samples 10000] [--iw-samples 1000]
 
 scores the run's latest checkpoint: N generated images (as 8-bit images, the
-way an export holds them) against the N first test images in the evaluation classifier's feature space (Frechet distance,
-kernel distance, classifier score, class coverage, precision and recall),
-each beside its real-vs-real floor (N training images against the same test
+way an export holds them) against the N first test images in the evaluation
+classifier's feature space (Frechet distance, kernel distance, classifier
+score, class coverage, precision and recall), each beside its real-vs-real
+floor (N training images against the same test
 images), and, for a VAE, the test-set ELBO and the importance-weighted
 bound on the negative log-likelihood. It prints a table and writes it to
 RUN_DIR/evaluation.json; the training scripts use the same Evaluator for
@@ -17,16 +18,16 @@ from common import runs
 from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
-from common.images import to_uint8
 from common.evaluation import metrics
+from common.images import to_uint8
 from common.model import conditional_labels
 
 METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
            "recall")
-LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)", "kid_se": "  its standard error",
-          "classifier_score": "classifier score", "coverage": "classes covered (>= 1%)",
-          "label_kl": "label KL from uniform", "precision": "precision (k=3)",
-          "recall": "recall (k=3)"}
+LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)",
+          "kid_se": "  its standard error", "classifier_score": "classifier score",
+          "coverage": "classes covered (>= 1%)", "label_kl": "label KL from uniform",
+          "precision": "precision (k=3)", "recall": "recall (k=3)"}
 SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
 FORMAT = 3  # of evaluation.json: a stored evaluation of another format is computed again
 

@@ -1,12 +1,15 @@
 """Report 002's learning-rate sensitivity (its table 1): one model trained
-at several learning rates, a table of each run's final losses and metrics,
+at several learning rates, under one seed or several, a table of each run's
+final losses and metrics (per rate, their mean and spread over the seeds),
 and one figure of their losses over epochs.
 
-    python -m common.experiments lr-sweep --model vaegan --epochs 5 [--rates 0.00015 0.0003 0.0006]
+    python -m common.experiments lr-sweep --model vaegan --epochs 5 \\
+        [--rates 0.00015 0.0003 0.0006] [--seeds 1 2 3] [--workers N | --cluster ADDRESS]
 
-Every other argument goes to the model's train.py. Each rate is an
-ordinary run directory (OUT/lr_<rate>), so running the same command again
-resumes an interrupted sweep, and finished runs are not trained again."""
+Every other argument goes to the model's train.py. Each run is an ordinary
+run directory (OUT/lr_<rate>, or OUT/lr_<rate>/seed_<s> with --seeds), so
+running the same command again resumes an interrupted sweep, and finished
+runs are not trained again."""
 import csv
 import io
 import sys
@@ -16,12 +19,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from common import images, runs
-from common.arguments import Parser, positive_float
+from common.arguments import Parser, positive_float, seed
 from common.atomic import atomic_write
 from common.errors import UsageError
+from common.evaluation import spread
+from common.experiments import sweep
+from common.experiments.seeds import refuse, training_run
 from common.rundir import RunDir
 
 RATES = (0.00015, 0.0003, 0.0006)  # report 002, table 1
+MEASURED = ("seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb",
+            "metrics_epoch", "metrics_seconds", "metrics_samples")  # not compared across rates
 
 
 def make_parser():
@@ -30,8 +38,12 @@ def make_parser():
                         help="the model to sweep (default: vaegan, report 002's)")
     parser.add_argument("--rates", type=positive_float, nargs="+", default=list(RATES),
                         help="the learning rates (default: report 002's)")
+    parser.add_argument("--seeds", type=seed, nargs="+", default=None,
+                        help="train every rate under each of these seeds (default: one run per "
+                             "rate, with the train.py's --seed if given)")
     parser.add_argument("--out", default=None,
                         help="where the runs and the table go (default: outputs/lr_sweep_<model>)")
+    sweep.add_options(parser)
     return parser
 
 
@@ -39,53 +51,72 @@ def main(argv=None):
     parser = make_parser()
     args, training = parser.parse_known_args(argv)
     try:
+        sweep.check_options(args)
         script = runs.script_for(args.model)
-        if any(token == "--lr" or token.startswith("--lr=") for token in training):
-            raise UsageError("the sweep sets --lr itself")
+        refuse(training, ["--lr", "--out"] + (["--seed"] if args.seeds else []))
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")
-    directories = {}
-    for rate in args.rates:
-        directories[rate] = out / f"lr_{rate:g}"
-        print(f"== learning rate {rate:g}: {directories[rate]}", flush=True)
-        status = script.main(["--model", args.model, "--lr", str(rate),
-                              "--out", str(directories[rate]), *training])
-        if status:
-            return status
+    directories = {(rate, s): out / f"lr_{rate:g}" / (f"seed_{s}" if s is not None else "")
+                   for rate in args.rates for s in (args.seeds or [None])}
+    planned = []
+    for (rate, s), directory in directories.items():
+        name = str(directory.relative_to(out))
+        if s is None:  # the train.py's own --seed, if any
+            planned.append(sweep.Run(name, (sys.executable, script.__file__, "--model",
+                                            args.model, *training, "--lr", str(rate),
+                                            "--out", str(directory.resolve()))))
+        else:
+            planned.append(training_run(name, script, args.model, [*training, "--lr", str(rate)],
+                                        s, directory))
+    statuses = sweep.run_all(planned, args.workers, args.cluster)
+    failed = {name: status for name, status in statuses.items() if status}
+    if failed:
+        print(f"{parser.prog}: runs that failed: "
+              + ", ".join(f"{name} (exit {status})" for name, status in failed.items()),
+              file=sys.stderr)
+        return 1
     write_report(directories, out)
     print(f"Wrote {out / 'lr_sweep.md'}")
     return 0
 
 
-def final_rows(directories):
-    """Per rate: the run's last history row and its last metrics row."""
-    rows = {}
-    for rate, directory in directories.items():
-        run = RunDir(directory)
-        history, scores = run.read_table("history"), run.read_table("metrics")
-        rows[rate] = {**history[-1], **({f"metrics_{k}": v for k, v in scores[-1].items()}
-                                        if scores else {})}
-    return rows
+def final_row(directory):
+    """A run's last history row and its last metrics row (metrics_ columns)."""
+    run = RunDir(directory)
+    history, scores = run.read_table("history"), run.read_table("metrics")
+    return {**history[-1], **({f"metrics_{k}": v for k, v in scores[-1].items()}
+                              if scores else {})}
 
 
 def write_report(directories, out):
-    rows = final_rows(directories)
-    columns = ["learning_rate"] + [c for c in next(iter(rows.values()))
-                                   if c not in ("seconds", "images_per_sec", "metrics_epoch",
-                                                "metrics_seconds", "metrics_samples")]
-    table = [[rate] + [row.get(c) for c in columns[1:]] for rate, row in rows.items()]
+    rows = {key: final_row(directory) for key, directory in directories.items()}
+    columns = [c for c in next(iter(rows.values())) if c not in MEASURED]
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([columns, *table])
+    csv.writer(text, lineterminator="\n").writerows(
+        [["learning_rate", "seed", *columns]]
+        + [[rate, "" if s is None else s, *[row.get(c) for c in columns]]
+           for (rate, s), row in rows.items()])
     with atomic_write(out / "lr_sweep.csv", "w") as f:
         f.write(text.getvalue())
+    rates = list(dict.fromkeys(rate for rate, _ in rows))
+    by_rate = {rate: {c: spread.Spread([row[c] for (r, _), row in rows.items() if r == rate])
+                      for c in columns} for rate in rates}
+    seeds = len(rows) // len(rates)
     lines = ["# Learning-rate sweep", "",
              "The last epoch of each run (report 002, table 1, swept the VAE-GAN's GAN, prior "
              "and discriminator losses at these rates); `metrics_` columns are the last "
-             "scoring of metrics.csv.", "",
-             "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row)
-              + " |" for row in table]
+             "scoring of metrics.csv"
+             + (f"; each cell is the mean ± standard deviation over {seeds} seeds "
+                f"(lr_sweep.csv has every run)." if seeds > 1 else "."), "",
+             "| learning_rate | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    lines += [f"| {rate:g} | " + " | ".join(by_rate[rate][c].text(4) for c in columns) + " |"
+              for rate in rates]
+    if "metrics_fd" in columns and len(rates) > 1:
+        lines += ["", spread.RULE, ""]
+        lines += [f"- {sentence}" for sentence in spread.ranking(
+            {f"lr {rate:g}": by_rate[rate]["metrics_fd"] for rate in rates}, "fd",
+            "Frechet distance")]
     lines += ["", "![losses by learning rate](lr_sweep.png)", ""]
     with atomic_write(out / "lr_sweep.md", "w") as f:
         f.write("\n".join(lines))
@@ -93,17 +124,26 @@ def write_report(directories, out):
 
 
 def plot(directories, path):
-    """Each loss column of history.csv over epochs, one line per rate."""
-    histories = {rate: RunDir(d).read_table("history") for rate, d in directories.items()}
-    names = [c for c in next(iter(histories.values()))[0]
-             if c not in ("epoch", "seconds", "images_per_sec")]
+    """Each loss column of history.csv over epochs, one line per rate (the
+    mean over seeds, with their range)."""
+    histories = {}
+    for (rate, _), directory in directories.items():
+        histories.setdefault(rate, []).append(RunDir(directory).read_table("history"))
+    names = [c for c in next(iter(histories.values()))[0][0]
+             if c not in ("epoch", *MEASURED)]
     figure = Figure(figsize=(4 * min(len(names), 3), 3 * -(-len(names) // 3)),
                     layout="constrained")
     axes = np.atleast_1d(figure.subplots(-(-len(names) // 3), min(len(names), 3))).ravel()
     for ax, name in zip(axes, names):
-        for rate, history in histories.items():
-            points = [(r["epoch"], r[name]) for r in history if not np.isnan(r[name])]
-            ax.plot(*zip(*points), marker=".", label=f"lr {rate:g}")
+        for rate, runs_ in histories.items():
+            epochs = sorted(set.intersection(*({r["epoch"] for r in h if not np.isnan(r[name])}
+                                               for h in runs_)))
+            values = np.array([[{r["epoch"]: r[name] for r in h}[e] for e in epochs]
+                               for h in runs_])
+            line, = ax.plot(epochs, values.mean(axis=0), marker=".", label=f"lr {rate:g}")
+            if len(runs_) > 1:
+                ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
+                                color=line.get_color(), alpha=0.2)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -1,0 +1,103 @@
+"""Are the differences real? Runs that differ only by their seed form a
+group; a metric is reported per group as its mean, standard deviation and
+every seed's value, and one group is called better than another only when
+a Welch t-test says the difference holds beyond the seeds' spread.
+
+Lucic et al. 2018 ("Are GANs Created Equal?", section 5) found the spread
+between seeds of one GAN on MNIST as large as the differences between GAN
+variants: one run per configuration cannot tell a real difference from a
+lucky seed, and these sentences say so instead of naming a winner."""
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+from common.rundir import RUN_CONTROL
+
+ALPHA = 0.05  # two-sided significance level of the Welch t-test
+RULE = (f"A is called better than B only when Welch's t-test (unequal variances, two-sided) "
+        f"gives p < {ALPHA} for the difference of their means over seeds; otherwise they "
+        f"cannot be told apart. With one run in a group there is no spread to test against.")
+# The direction of each metric: True where lower is better.
+LOWER_IS_BETTER = {"fd": True, "kid": True, "label_kl": True, "nll_iw": True,
+                   "classifier_score": False, "coverage": False, "precision": False,
+                   "recall": False, "test_elbo": False}
+
+
+def configuration(config):
+    """What defines a run but its seed: its model and run-defining arguments
+    (config.json), as a hashable key. Runs with equal keys are seeds of one
+    configuration."""
+    args = config.get("args", {})
+    return (config.get("model"),) + tuple(sorted(
+        (key, repr(value)) for key, value in args.items()
+        if key not in RUN_CONTROL and key != "seed"))
+
+
+@dataclasses.dataclass
+class Spread:
+    """One metric over a group's seeds."""
+
+    values: list  # one per seed, in the group's order
+
+    @property
+    def n(self):
+        return len(self.values)
+
+    @property
+    def mean(self):
+        return float(np.mean(self.values))
+
+    @property
+    def std(self):
+        """The sample standard deviation (0 for a single seed)."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
+
+    def text(self, digits=3):
+        """mean ± std (or the value, for one seed)."""
+        if self.n == 1:
+            return f"{self.mean:.{digits}g}"
+        return f"{self.mean:.{digits}g} ± {self.std:.2g}"
+
+
+def welch(a, b):
+    """(t, p) of Welch's two-sided t-test between two Spreads; None when a
+    group has a single seed. Equal constant values give p = 1 (no
+    difference); different constants, p = 0."""
+    if a.n < 2 or b.n < 2:
+        return None
+    if a.std == 0 and b.std == 0:
+        return (0.0, 1.0) if a.mean == b.mean else (math.copysign(math.inf, a.mean - b.mean), 0.0)
+    result = stats.ttest_ind(a.values, b.values, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def better(a, b, metric):
+    """Whether Spread `a`'s mean is better than `b`'s by `metric`."""
+    return a.mean < b.mean if LOWER_IS_BETTER[metric] else a.mean > b.mean
+
+
+def ranking(groups, metric, label):
+    """Sentences comparing the best group by `metric` with each other, by
+    RULE: {group name: Spread}; `label` names the metric."""
+    ordered = sorted(groups.items(), key=lambda item: item[1].mean,
+                     reverse=not LOWER_IS_BETTER[metric])
+    (best, top), rest = ordered[0], ordered[1:]
+    sentences = []
+    for name, other in rest:
+        tested = welch(top, other)
+        numbers = f"{top.text()} against {other.text()}"
+        if tested is None:
+            sentences.append(
+                f"{best} and {name} cannot be told apart by {label} ({numbers}): "
+                f"{'one run' if min(top.n, other.n) == 1 else 'runs'} of a configuration give "
+                f"no spread to test the difference against; train several seeds.")
+        elif tested[1] < ALPHA and top.mean != other.mean:
+            sentences.append(f"{best} is better than {name} by {label}: {numbers} over "
+                             f"{top.n} and {other.n} seeds (Welch t = {tested[0]:.2f}, "
+                             f"p = {tested[1]:.2g}).")
+        else:
+            sentences.append(f"{best} and {name} cannot be told apart by {label}: {numbers} "
+                             f"over {top.n} and {other.n} seeds (Welch p = {tested[1]:.2g}).")
+    return sentences

@@ -1,0 +1,282 @@
+"""Is our training as good as the tutorial's, epoch for epoch? The
+TensorFlow tutorial's own loop (bench/ref_dcgan.py, bench/ref_cvae.py) and
+the project's, on the same data for the same epochs, several seeds each,
+ours in each precision the speed defaults may pick; every epoch of every
+run scored with common.evaluation's metrics, on 10,000 samples drawn and
+quantized the same way.
+
+    python -m common.experiments parity --model dcgan --epochs 5 --seeds 1 2 3
+
+writes OUT/parity.md (per variant: mean ± standard deviation over seeds and
+every seed's value at the last epoch, the verdict of each of ours against
+the reference by the rule of common.evaluation.spread, seconds per epoch),
+OUT/curves.png (each metric per epoch, mean and range over seeds),
+OUT/pictures.png (every run's picture at the first and last epochs) and
+OUT/<variant>/seed_<s>/, the runs (OUT: outputs/parity_<model>). Running
+the command again resumes: finished runs are not trained again, scored
+epochs not scored again."""
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from common import images, runs
+from common.arguments import Parser, positive_int, seed
+from common.atomic import atomic_write
+from common.errors import UsageError
+from common.evaluation import spread
+from common.evaluation.evaluate import LABELS
+from common.experiments import sweep
+from common.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
+METRICS = ("fd", "kid", "classifier_score", "coverage", "label_kl", "precision", "recall")
+MODEL_METRICS = {"conv_vae": ("test_elbo",)}  # the model's own evaluation, per epoch
+REFERENCE = "reference"
+
+
+def make_parser():
+    parser = Parser(prog="python -m common.experiments parity", description=__doc__)
+    parser.add_argument("--model", choices=tuple(REFERENCES), default="dcgan",
+                        help="the report's model whose tutorial loop to match")
+    parser.add_argument("--epochs", type=positive_int, default=5, help="epochs per run")
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[1, 2, 3],
+                        help="one run per seed and variant")
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"),
+                        default=None,
+                        help="ours in each of these (default: each the speed defaults pick on "
+                             "some device type for this model)")
+    parser.add_argument("--images", type=positive_int, default=None,
+                        help="train on the first N training images (default: all)")
+    parser.add_argument("--samples", type=positive_int, default=10_000,
+                        help="generated images scored per epoch")
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST IDX files (default: tensorflow-datasets)")
+    parser.add_argument("--out", default=None, help="default: outputs/parity_<model>")
+    sweep.add_options(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.out or f"outputs/parity_{args.model}").resolve()
+    try:
+        sweep.check_options(args)
+        script = runs.script_for(args.model)
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    precisions = args.precisions or default_precisions(script, args.model)
+    variants = [REFERENCE] + [f"ours_{precision}" for precision in precisions]
+    todo = [run for run in commands(args, script, precisions, out)
+            if not _finished(run, args.epochs)]
+    statuses = sweep.run_all(todo, args.workers, args.cluster)
+    failed = {name: status for name, status in statuses.items() if status}
+    if failed:
+        print(f"{parser.prog}: runs that failed: "
+              + ", ".join(f"{name} (exit {status})" for name, status in failed.items()),
+              file=sys.stderr)
+        return 1
+    score_references(args, out)
+    write_report(args, out, variants)
+    print(f"Wrote {out / 'parity.md'}")
+    return 0
+
+
+def default_precisions(script, model):
+    """The --precision values our defaults choose for `model` on some device
+    type (common/devices.py)."""
+    from common import devices
+
+    if model in script.make_parser().fp32_models:
+        return ["fp32"]
+    return sorted({defaults["precision"] for defaults in devices.SPEED_DEFAULTS.values()})
+
+
+def run_dir(out, variant, seed_):
+    return out / variant / f"seed_{seed_}"
+
+
+def commands(args, script, precisions, out):
+    """Every run of the experiment, as sweep.Runs."""
+    data = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
+    size = ["--images", str(args.images)] if args.images else []
+    for seed_ in args.seeds:
+        yield sweep.Run(f"{REFERENCE}/seed_{seed_}", (
+            sys.executable, str(REFERENCES[args.model]), "--epochs", str(args.epochs),
+            "--seed", str(seed_), "--samples", str(run_dir(out, REFERENCE, seed_)),
+            "--sample-count", str(args.samples), *data, *size))
+        for precision in precisions:
+            variant = f"ours_{precision}"
+            yield sweep.Run(f"{variant}/seed_{seed_}", (
+                sys.executable, script.__file__, "--model", args.model,
+                "--epochs", str(args.epochs), "--seed", str(seed_), "--precision", precision,
+                "--out", str(run_dir(out, variant, seed_)), "--metrics-every", "1",
+                "--metrics-samples", str(args.samples),
+                "--classifier-dir", str(out / "classifier"), *data,
+                *(["--train-size", str(args.images)] if args.images else [])))
+
+
+def _finished(run, epochs):
+    """Whether a reference run has exported its last epoch (it cannot
+    resume; ours can, and says when it has nothing to train)."""
+    directory = Path(run.command[run.command.index("--samples") + 1]) \
+        if "--samples" in run.command else None
+    return directory is not None and (directory / f"samples_at_epoch_{epochs:04d}.npz").exists()
+
+
+def score_references(args, out):
+    """metrics.csv for each reference run: every exported epoch scored as
+    ours are, by the same classifier."""
+    from common import data as data_module
+    from common.evaluation import classifier
+    from common.evaluation.evaluate import Evaluator
+
+    evaluator = None
+    for seed_ in args.seeds:
+        run = RunDir(run_dir(out, REFERENCE, seed_))
+        rows = run.read_table("metrics")
+        scored = {row["epoch"] for row in rows}
+        for epoch in range(1, args.epochs + 1):
+            if epoch in scored:
+                continue
+            if evaluator is None:
+                everything = data_module.load("mnist", args.data_dir)
+                evaluator = Evaluator(classifier.load_or_train(everything, out / "classifier"),
+                                      everything, args.samples)
+            with np.load(run.path / f"samples_at_epoch_{epoch:04d}.npz") as archive:
+                samples = archive["images"]
+            rows.append({"epoch": epoch, "seconds": 0.0, "samples": evaluator.n,
+                         **evaluator.compare(samples)})
+            run.write_table("metrics", rows, Evaluator.columns)
+            print(f"Scored {run.path} at epoch {epoch}", flush=True)
+
+
+def table(out, variants, seeds, epoch, model):
+    """{variant: {metric: Spread over seeds}} at `epoch`, with the median
+    seconds of an epoch's train steps."""
+    model_metrics = MODEL_METRICS.get(model, ())
+    result = {}
+    for variant in variants:
+        values = {name: [] for name in (*METRICS, *model_metrics, "seconds")}
+        for seed_ in seeds:
+            run = RunDir(run_dir(out, variant, seed_))
+            scored = {row["epoch"]: row for row in run.read_table("metrics")}[epoch]
+            history = run.read_table("history")
+            trained = {row["epoch"]: row for row in history}[epoch]
+            for name in METRICS:
+                values[name].append(scored[name])
+            for name in model_metrics:
+                values[name].append(trained[name])
+            values["seconds"].append(float(np.median(
+                [row.get("train_seconds", row["seconds"]) for row in history])))
+        result[variant] = {name: spread.Spread(v) for name, v in values.items()}
+    return result
+
+
+def write_report(args, out, variants):
+    last = table(out, variants, args.seeds, args.epochs, args.model)
+    metrics = [name for name in next(iter(last.values())) if name != "seconds"]
+    labels = {**LABELS, "test_elbo": "test-set ELBO (nats)"}
+    lines = [
+        f"# Parity: {args.model}, the tutorial's loop and ours", "",
+        f"Written by `python -m common.experiments parity {shlex.join(_given(args))}` on "
+        f"{datetime.date.today().isoformat()}. {len(args.seeds)} seeds "
+        f"({', '.join(map(str, args.seeds))}) per variant, {args.epochs} epochs on "
+        f"{'the first ' + str(args.images) if args.images else 'all'} training images; every "
+        f"epoch scored on {args.samples} samples against as many test images "
+        f"(common.evaluation). `{REFERENCE}` is {REFERENCES[args.model].relative_to(ROOT)}; "
+        f"`ours_<precision>` is the project's loop with its other defaults.", "",
+        f"## At epoch {args.epochs}: mean ± standard deviation over seeds", "",
+        "| variant | " + " | ".join(labels[m] for m in metrics) + " | train s/epoch |",
+        "|" + " --- |" * (len(metrics) + 2)]
+    for variant, measured in last.items():
+        lines.append(f"| {variant} | " + " | ".join(measured[m].text() for m in metrics)
+                     + f" | {measured['seconds'].text()} |")
+    lines += ["", "Every seed's value:", "",
+              "| variant | seed | " + " | ".join(labels[m] for m in metrics) + " |",
+              "|" + " --- |" * (len(metrics) + 2)]
+    for variant, measured in last.items():
+        for i, seed_ in enumerate(args.seeds):
+            lines.append(f"| {variant} | {seed_} | "
+                         + " | ".join(f"{measured[m].values[i]:.4g}" for m in metrics) + " |")
+    lines += ["", "## Verdict", "", spread.RULE, ""]
+    for variant in variants[1:]:
+        for metric in metrics:
+            lines += [f"- {sentence}" for sentence in spread.ranking(
+                {variant: last[variant][metric], REFERENCE: last[REFERENCE][metric]},
+                metric, labels[metric])]
+    plot_curves(out, variants, args.seeds, metrics, labels, out / "curves.png")
+    plot_pictures(out, variants, args.seeds, (1, args.epochs), out / "pictures.png")
+    lines += ["", "## Per epoch (mean, and the range over seeds)", "", "![curves](curves.png)",
+              "", f"## Pictures at epochs 1 and {args.epochs}", "",
+              "Rows: variants and seeds; columns: the epochs. The reference's picture is the "
+              "tutorial's 4x4 grid of its fixed noise; ours is the model's own.", "",
+              "![pictures](pictures.png)", ""]
+    with atomic_write(out / "parity.md", "w") as f:
+        f.write("\n".join(lines))
+
+
+def _given(args):
+    """The command's arguments, to print beside its report."""
+    given = ["--model", args.model, "--epochs", str(args.epochs),
+             "--seeds", *map(str, args.seeds)]
+    if args.precisions:
+        given += ["--precisions", *args.precisions]
+    if args.images:
+        given += ["--images", str(args.images)]
+    return given
+
+
+def plot_curves(out, variants, seeds, metrics, labels, path):
+    columns = 3
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(4 * columns, 3 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax, metric in zip(axes, metrics):
+        for variant in variants:
+            series = []
+            for seed_ in seeds:
+                run = RunDir(run_dir(out, variant, seed_))
+                table = run.read_table("history" if metric == "test_elbo" else "metrics")
+                series.append({row["epoch"]: row[metric] for row in table})
+            epochs = sorted(set.intersection(*(set(s) for s in series)))
+            values = np.array([[s[e] for e in epochs] for s in series])
+            line, = ax.plot(epochs, values.mean(axis=0), marker=".", label=variant)
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
+                            color=line.get_color(), alpha=0.2)
+        lower = spread.LOWER_IS_BETTER.get(metric)
+        ax.set_title(labels[metric] + (" (lower is better)" if lower else ""), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[0].legend(fontsize=8)
+    images.save_figure(figure, path)
+
+
+def plot_pictures(out, variants, seeds, epochs, path):
+    runs_ = [(variant, seed_) for variant in variants for seed_ in seeds]
+    figure = Figure(figsize=(3 * len(epochs), 3 * len(runs_)), layout="constrained")
+    axes = figure.subplots(len(runs_), len(epochs), squeeze=False)
+    for row, (variant, seed_) in zip(axes, runs_):
+        directory = run_dir(out, variant, seed_)
+        for ax, epoch in zip(row, epochs):
+            picture = next((p for p in (directory / f"image_at_epoch_{epoch:04d}.png",
+                                        RunDir(directory).image_path(epoch)) if p.exists()),
+                           None)
+            if picture is not None:
+                with Image.open(picture) as png:
+                    ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{variant}, seed {seed_}, epoch {epoch}", fontsize=8)
+            ax.axis("off")
+    images.save_figure(figure, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""One configuration trained under several seeds: the spread that tells a
+real difference between configurations from a lucky seed (Lucic et al.
+2018, "Are GANs Created Equal?").
+
+    python -m common.experiments seeds --model mlp_gan --preset report001 --epochs 30 \\
+        --seeds 1 2 3 [--workers N | --cluster ADDRESS]
+
+Every other argument goes to the model's train.py. Each seed is an ordinary
+run directory, OUT/seed_<s> (OUT: outputs/seeds_<the run's default name>,
+or --out), so running the same command again resumes the unfinished ones;
+OUT/seeds.md holds the last scored metrics of every seed with their mean and
+standard deviation. python -m common.evaluation.compare OUT A_SECOND_OUT
+compares such groups, seed spread included."""
+import os
+import sys
+from pathlib import Path
+
+from common import arguments, cli, runs
+from common.arguments import Parser, seed
+from common.atomic import atomic_write
+from common.errors import UsageError
+from common.evaluation import spread
+from common.experiments import sweep
+from common.rundir import RunDir
+
+SET_BY_THE_SWEEP = ("--seed", "--out")
+
+
+def make_parser():
+    parser = Parser(prog="python -m common.experiments seeds", description=__doc__)
+    parser.add_argument("--model", required=True, help="the model to train (any train.py's)")
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[1, 2, 3],
+                        help="one run per seed")
+    parser.add_argument("--out", default=None,
+                        help="the sweep's directory (default: outputs/seeds_<run name>)")
+    sweep.add_options(parser)
+    return parser
+
+
+def refuse(training, options):
+    """A UsageError if the training arguments set one of `options`, which
+    the sweep sets itself, in any spelling (--seed 1, --seed=1)."""
+    for option in options:
+        if any(token == option or token.startswith(f"{option}=") for token in training):
+            raise UsageError(f"the sweep sets {option} itself")
+
+
+def training_run(name, script, model, training, seed_, directory):
+    """A sweep.Run of `script` training `model` with the `training`
+    arguments under `seed_` into `directory`."""
+    return sweep.Run(name, (sys.executable, script.__file__, "--model", model, *training,
+                            "--seed", str(seed_), "--out", str(Path(directory).resolve())))
+
+
+def main(argv=None):
+    parser = make_parser()
+    args, training = parser.parse_known_args(argv)
+    try:
+        sweep.check_options(args)
+        script = runs.script_for(args.model)
+        refuse(training, SET_BY_THE_SWEEP)
+        script_parser = script.make_parser()
+        parsed = arguments.parse(script_parser, ["--model", args.model, *training])
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    out = Path(args.out or os.path.join(
+        "outputs", f"seeds_{Path(cli.default_out(script_parser, parsed)).name}"))
+    statuses = sweep.run_all([training_run(f"seed_{s}", script, args.model, training, s,
+                                           out / f"seed_{s}") for s in args.seeds],
+                             args.workers, args.cluster)
+    failed = [f"seed {s} (exit {status})" for s, status in zip(args.seeds, statuses.values())
+              if status]
+    summary = write_summary(out, args.seeds)
+    print("\n".join(summary))
+    if failed:
+        print(f"{parser.prog}: runs that failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_summary(out, seeds):
+    """OUT/seeds.md: each seed's last scored metrics, and their spread."""
+    rows = {s: (RunDir(out / f"seed_{s}").read_table("metrics") or [None])[-1] for s in seeds}
+    scored = {s: row for s, row in rows.items() if row is not None}
+    lines = [f"# {out.name}: {len(seeds)} seeds", ""]
+    if not scored:
+        lines.append("No seed has metrics.csv yet (train with --metrics-every K).")
+    else:
+        names = [name for name in spread.LOWER_IS_BETTER if name in next(iter(scored.values()))]
+        lines += ["| seed | epoch | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 2)]
+        lines += [f"| {s} | {row['epoch']} | " + " | ".join(f"{row[n]:.4g}" for n in names) + " |"
+                  for s, row in scored.items()]
+        lines.append("| mean ± sd | | " + " | ".join(
+            spread.Spread([row[n] for row in scored.values()]).text() for n in names) + " |")
+    lines.append("")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "seeds.md", "w") as f:
+        f.write("\n".join(lines))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Several independent runs of an experiment (seeds, learning rates, the
+parity variants), each its own process, run one after another, N at once on
+this machine, or handed to a Ray cluster: the sweeps' one way to run, so
+that each experiment only says which runs it wants.
+
+A run is a command line (a train.py, which resumes its run directory, or a
+reference loop); running a sweep again runs every command again, and a
+train.py whose run has finished says so and stops. Exit statuses: 0 done; 2
+(bad input) and 3 (diverged) are final; any other (killed, preempted) is
+retried on a cluster, where the run resumes from its checkpoint on whichever
+worker takes it."""
+import dataclasses
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+FINAL = (0, 2, 3)  # exit statuses that running the command again would not change
+RETRIES = 3  # on a cluster: how often a killed or preempted run is started again
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    name: str  # printed before each of its lines when several run at once
+    command: tuple  # the argv, with absolute paths: it may run on another host
+
+
+def add_options(parser):
+    """--workers and --cluster, for every sweep."""
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs at once on this machine: one GPU each when there are GPUs, "
+                             "else the CPU's threads divided between them")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="hand each run to the Ray cluster at ADDRESS (one task per run, "
+                             "one GPU per task where the cluster has GPUs; 'local' starts one "
+                             "on this machine); the repository and the run directories must be "
+                             "at the same paths on every node (shared storage); needs "
+                             "pip install -r requirements-cluster.txt")
+
+
+def check_options(args):
+    """A UsageError for impossible --workers/--cluster, before any run starts."""
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected a whole number >= 1")
+    if args.cluster is not None:
+        _ray()
+
+
+def run_all(runs, workers=1, cluster=None):
+    """Run every run; returns {name: exit status}."""
+    if cluster is not None:
+        return _on_ray(runs, cluster)
+    if workers == 1:
+        return {run.name: subprocess.run(run.command).returncode for run in runs}
+    slots = queue.Queue()
+    for slot in _slots(workers):
+        slots.put(slot)
+
+    def one(run):
+        environment = slots.get()
+        try:
+            return _prefixed(run, {**os.environ, **environment})
+        finally:
+            slots.put(environment)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip((run.name for run in runs), pool.map(one, runs)))
+
+
+def _slots(workers):
+    """Each local worker's environment: a GPU of its own, round robin, or an
+    equal share of the CPU's threads (TensorFlow's and oneDNN's)."""
+    gpus = _gpus()
+    if gpus:
+        return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(workers)]
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    return [{"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+             "OMP_NUM_THREADS": threads}] * workers
+
+
+def _gpus():
+    """This machine's GPU indexes, without starting TensorFlow."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [index for index in visible.split(",") if index.strip() not in ("", "-1")]
+    if not shutil.which("nvidia-smi"):
+        return []
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    if listed.returncode:
+        return []
+    return [str(i) for i, _ in enumerate(listed.stdout.splitlines())]
+
+
+_print = threading.Lock()
+
+
+def _prefixed(run, environment):
+    """Run one command, each line of its output printed after its name."""
+    process = subprocess.Popen(run.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=environment)
+    for line in process.stdout:
+        with _print:
+            print(f"[{run.name}] {line}", end="", flush=True)
+    return process.wait()
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--cluster needs Ray, which is not installed: "
+                         "pip install -r requirements-cluster.txt") from None
+    return ray
+
+
+def _on_ray(runs, address):
+    """One Ray task per run, retried (and so resumed) when its process is
+    killed or preempted, up to RETRIES times."""
+    ray = _ray()
+    # the workers import this module (the task) from the repository's path
+    ray.init(address=address, include_dashboard=False, logging_level="warning",
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                 filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}})
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES,
+                          retry_exceptions=[_Unfinished])(_run_to_the_end)
+        futures = [task.remote(run.command) for run in runs]
+        statuses = {}
+        for run, future in zip(runs, futures):
+            try:
+                statuses[run.name] = ray.get(future)
+            except ray.exceptions.RayError as error:  # gave up after RETRIES
+                print(f"[{run.name}] did not finish: {str(error).strip().splitlines()[-1]}",
+                      file=sys.stderr)
+                statuses[run.name] = 1
+        return statuses
+    finally:
+        ray.shutdown()
+
+
+class _Unfinished(Exception):
+    """A run's process ended before its run did (killed, preempted)."""
+
+
+def _run_to_the_end(command):
+    """A Ray task: the command's exit status, or _Unfinished (so that Ray
+    starts the task again, on any worker, and the run resumes)."""
+    status = subprocess.run(list(command)).returncode
+    if status not in FINAL:
+        raise _Unfinished(f"exit status {status}")
+    return status

@@ -1,0 +1,129 @@
+"""Several runs of one experiment: the seeds command, N at once on this
+machine, and on a Ray cluster (its local mode), where a killed run is
+started again and resumes from its checkpoint."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import command, environment, history
+
+from common.evaluation import spread
+from common.experiments import seeds, sweep
+
+
+def test_seeds_trains_one_configuration_per_seed_and_resumes(synthetic_mnist, tmp_path, capfd):
+    out = tmp_path / "seeds"
+    argv = ["--model", "mlp_vae", "--seeds", "3", "4", "--out", str(out), "--data-dir",
+            str(synthetic_mnist), "--epochs", "2", "--metrics-every", "1",
+            "--metrics-samples", "64", "--classifier-dir", str(tmp_path / "classifier")]
+    assert seeds.main(argv) == 0
+    for seed_ in (3, 4):
+        config = (out / f"seed_{seed_}" / "config.json").read_text()
+        assert f'"seed": {seed_}' in config
+        assert [row["epoch"] for row in history(out / f"seed_{seed_}")] == ["1", "2"]
+    summary = (out / "seeds.md").read_text().splitlines()
+    fds = [float((out / f"seed_{s}" / "metrics.csv").read_text().splitlines()[-1].split(",")[3])
+           for s in (3, 4)]
+    assert f"| mean ± sd | | {spread.Spread(fds).text()} |" in summary[-1]
+    capfd.readouterr()
+    assert seeds.main([*argv[:-4], "--epochs", "3", *argv[-4:]]) == 0  # one more epoch each
+    printed = capfd.readouterr().out
+    assert printed.count("Resuming") == 2 and "Time for epoch 1 " not in printed
+
+
+def test_the_default_sweep_directory_is_named_after_the_run(synthetic_mnist, tmp_path):
+    assert seeds.main(["--model", "mlp_gan", "--preset", "report001", "--seeds", "1",
+                       "--data-dir", str(synthetic_mnist), "--epochs", "1",
+                       "--metrics-every", "0"]) == 0
+    assert (tmp_path / "outputs" / "seeds_mlp_gan_report001" / "seed_1" / "history.csv").exists()
+
+
+def test_local_workers_divide_the_cpu_or_take_a_gpu_each(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(sweep, "_gpus", lambda: [])
+    assert sweep._slots(2) == [{"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1",
+                                "OMP_NUM_THREADS": "4"}] * 2
+    monkeypatch.setattr(sweep, "_gpus", lambda: ["0", "1"])
+    assert [slot["CUDA_VISIBLE_DEVICES"] for slot in sweep._slots(3)] == ["0", "1", "0"]
+
+
+def _pid_training(directory):
+    """The process training into `directory`, from /proc, or None."""
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if str(directory).encode() in arguments and any(a.endswith(b"train.py")
+                                                         for a in arguments):
+            return int(entry.name)
+    return None
+
+
+def test_a_run_killed_on_a_ray_cluster_resumes_from_its_checkpoint(tmp_path):
+    """Two runs at once on Ray's local mode, one task each; one run's
+    process is killed after its first epoch: Ray starts the task again and
+    the run resumes where its checkpoint left it."""
+    pytest.importorskip("ray")
+    from conftest import write_mnist
+
+    data = write_mnist(tmp_path / "data", n_train=4096)
+    out = tmp_path / "seeds"
+    sweep_process = subprocess.Popen(
+        command("-m", "common.experiments", "seeds", "--model", "mlp_vae", "--seeds", "1", "2",
+                "--cluster", "local", "--out", out, "--data-dir", data, "--epochs", "6",
+                "--metrics-every", "0"),
+        env=environment({"RAY_AUTH_MODE": "disabled"}), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    victim = out / "seed_1"
+    deadline = time.monotonic() + 300
+    while not (victim / "checkpoints" / "checkpoint").exists():  # epoch 1 is saved
+        assert sweep_process.poll() is None and time.monotonic() < deadline, "no checkpoint"
+        time.sleep(0.05)
+    pid = _pid_training(victim)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    output, _ = sweep_process.communicate(timeout=600)
+    assert sweep_process.returncode == 0, output[-3000:]
+    assert "Resuming" in output and "exit status -9" in output, output
+    for seed_ in (1, 2):
+        assert [row["epoch"] for row in history(out / f"seed_{seed_}")] == [
+            str(epoch) for epoch in range(1, 7)]
+
+
+def test_parity_scores_the_tutorial_loop_and_ours_the_same_way(synthetic_mnist, tmp_path):
+    """The reference (the tutorial's loop) exports its samples every epoch;
+    they are scored by the same classifier as ours; the report's numbers
+    are the runs' own."""
+    from common.experiments import parity
+    from common.rundir import RunDir
+
+    out = tmp_path / "parity"
+    assert parity.main(["--model", "dcgan", "--epochs", "2", "--seeds", "1", "2",
+                        "--precisions", "fp32", "--samples", "64", "--data-dir",
+                        str(synthetic_mnist), "--out", str(out)]) == 0
+    for variant in ("reference", "ours_fp32"):
+        for seed_ in (1, 2):
+            run = RunDir(out / variant / f"seed_{seed_}")
+            assert [row["epoch"] for row in run.read_table("metrics")] == [1, 2]
+            assert [row["epoch"] for row in run.read_table("history")] == [1, 2]
+    report = (out / "parity.md").read_text()
+    fd = {variant: [RunDir(out / variant / f"seed_{s}").read_table("metrics")[-1]["fd"]
+                    for s in (1, 2)] for variant in ("reference", "ours_fp32")}
+    for variant, values in fd.items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {variant} |"))
+        assert row.split(" | ")[1] == spread.Spread(values).text()
+        for seed_, value in zip((1, 2), values):
+            assert f"| {variant} | {seed_} | {value:.4g} |" in report
+    assert spread.RULE in report and "by Frechet distance" in report
+    for figure in ("curves.png", "pictures.png"):
+        assert (out / figure).stat().st_size > 1000
+    # the reference's seeds are its own: two seeds, two sets of samples
+    with np.load(out / "reference" / "seed_1" / "samples_at_epoch_0002.npz") as one, \
+            np.load(out / "reference" / "seed_2" / "samples_at_epoch_0002.npz") as two:
+        assert one["images"].shape == (64, 28, 28) and one["images"].dtype == np.uint8
+        assert not np.array_equal(one["images"], two["images"])
