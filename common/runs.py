@@ -3,10 +3,13 @@ sample, compare): its model rebuilt from config.json by the train.py script
 that made it, with the latest checkpoint restored.
 
 `check` needs no TensorFlow, so a command can reject a bad RUN_DIR with one
-line before TensorFlow starts; `open_run` then loads it."""
+line before TensorFlow starts; `open_run` then loads it. `expand` and
+`names` turn the paths a command is given (runs, or sweeps' directories
+of runs) into runs with short unique names."""
 import argparse
 import dataclasses
 import importlib
+from pathlib import Path
 
 from common import arguments
 from common import data as data_module
@@ -75,3 +78,27 @@ def open_run(path, data_dir=None):
     model = script_for(config["model"]).build(args, data)
     run = RunDir(path)
     return Run(run, config, data, model, training.restore(model, run))
+
+
+def expand(paths):
+    """The run directories of `paths`: each a run, or a sweep's directory
+    whose runs (subdirectories, at any depth, with config.json) are taken."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir() and not (path / "config.json").exists():
+            inside = sorted(config.parent for config in path.rglob("config.json"))
+            if inside:
+                found += inside
+                continue
+        found.append(path)
+    return found
+
+
+def names(paths):
+    """A short, unique name per run: its directory's name, with as many of
+    its parents as it takes to tell it from the others (seeds_dcgan/seed_1)."""
+    parts = [Path(path).resolve().parts for path in paths]
+    depth = 1
+    while len({part[-depth:] for part in parts}) < len(parts) and depth < max(map(len, parts)):
+        depth += 1
+    return ["/".join(part[-depth:]) for part in parts]

@@ -2,7 +2,6 @@
 the likelihood bound, and the evaluate, sample and compare commands."""
 import json
 import math
-import re
 import shutil
 
 import numpy as np
@@ -207,35 +206,78 @@ def test_compare_command(runs_dir, tmp_path):
                         "--iw-images", "8")
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
-    assert "| dcgan | dcgan | 3 | 2,543,809 |" in report
-    assert "| conv_vae | conv_vae | 3 | 69,989 |" in report
+    assert "| dcgan | dcgan | 1 | 3 | 2,543,809 |" in report
+    assert "| conv_vae | conv_vae | 1 | 3 | 69,989 |" in report
     assert "| real images (floor) |" in report
     assert "At equal epochs (the last scoring at or before epoch 3 of each run)" in report
     assert "At equal training time" in report
-    # the numbers are evaluation.json's, and the verdict names the lower distance
+    # the numbers are evaluation.json's
     evaluations = {name: json.loads((runs_dir / name / "evaluation.json").read_text())
                    for name in ("dcgan", "conv_vae")}
     for name, evaluation in evaluations.items():
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         measured = evaluation["metrics"]
-        assert cells[6:12] == [f"{measured['fd']:.3g}",
-                               f"{measured['kid']:.3g} ± {measured['kid_se']:.2g}",
-                               f"{measured['classifier_score']:.3g}", str(measured["coverage"]),
-                               f"{measured['precision']:.3f}", f"{measured['recall']:.3f}"]
+        assert cells[7:13] == [f"{measured[m]:.3g}" for m in
+                               ("fd", "kid", "classifier_score", "coverage", "precision",
+                                "recall")]
+    assert f"{evaluations['conv_vae']['likelihood']['nll_iw']:.3g}" in report
+    # one run each: the verdict names the lower distance first, and calls
+    # no winner (no spread to test the difference against)
     last = {name: float((runs_dir / name / "metrics.csv").read_text().splitlines()[-1]
                         .split(",")[METRIC_COLUMN["fd"]]) for name in evaluations}
-    better = min(last, key=last.get)
-    assert re.search(rf"At equal epochs \(the last scoring at or before epoch 3 of each run\), "
-                     rf"{better} is better by Frechet distance: {last[better]:.3g} at epoch 3",
-                     report)
+    better, worse = sorted(last, key=last.get)
+    assert (f"At equal epochs (the last scoring at or before epoch 3 of each run), dcgan at "
+            f"epoch 3; conv_vae at epoch 3: {better} and {worse} cannot be told apart by "
+            f"Frechet distance ({last[better]:.3g} against {last[worse]:.3g}): one run") in report
+    assert " is better than " not in report
     ranked = sorted(evaluations, key=lambda name: evaluations[name]["metrics"]["fd"])
-    assert (f"At their latest checkpoints, by Frechet distance: {ranked[0]} "
-            f"{evaluations[ranked[0]]['metrics']['fd']:.3g}") in report
+    assert (f"At the latest checkpoints: {ranked[0]} and {ranked[1]} cannot be told apart by "
+            f"Frechet distance ({evaluations[ranked[0]]['metrics']['fd']:.3g} against "
+            f"{evaluations[ranked[1]]['metrics']['fd']:.3g})") in report
     for figure in ("metrics_by_epoch.png", "metrics_by_time.png", "seconds_per_epoch.png",
                    "pictures.png"):
         assert (out / figure).stat().st_size > 1000
         assert f"]({figure})" in report
+
+
+def _run(name, group, seed_, fd_by_epoch):
+    """A loaded run as compare.load makes it, with made-up numbers."""
+    metrics_rows = [{"epoch": e, "seconds": 0.1, "fd": fd} for e, fd in fd_by_epoch.items()]
+    return {"name": name, "group": group, "seed": seed_,
+            "history": [{"epoch": e, "seconds": 1.0, "images_per_sec": 100.0}
+                        for e in fd_by_epoch],
+            "elapsed": {e: float(e) for e in fd_by_epoch}, "metrics": metrics_rows,
+            "evaluation": {"metrics": {"fd": list(fd_by_epoch.values())[-1]},
+                           "likelihood": {}, "floor": {"fd": 1.0}}}
+
+
+def test_runs_that_differ_only_by_seed_are_one_group():
+    from common.evaluation import spread
+
+    def config(seed_, lr=0.001, epochs=3):
+        return {"model": "mlp_gan", "args": {"lr": lr, "seed": seed_, "epochs": epochs}}
+
+    paths = ["sweep/seed_1", "sweep/seed_2", "other/seed_1", "lonely"]
+    configs = [config(1), config(2, epochs=5), config(1, lr=0.01), config(3, lr=0.1)]
+    assert spread.groups(paths, configs, ["s1", "s2", "o1", "lonely"]) == {
+        "sweep": [0, 1], "o1": [2], "lonely": [3]}  # --epochs does not define a run
+
+
+def test_compare_calls_a_winner_only_beyond_the_seeds_spread():
+    from common.evaluation import compare
+
+    def verdict(a_values, b_values):
+        loaded = ([_run(f"a/seed_{i}", "a", i, {1: 50.0, 2: v}) for i, v in enumerate(a_values)]
+                  + [_run(f"b/seed_{i}", "b", i, {1: 50.0, 2: v}) for i, v in enumerate(b_values)])
+        return "\n".join(compare.verdict(loaded))
+
+    clear = verdict([10.0, 11.0, 10.5], [20.0, 21.0, 20.5])  # far apart, little spread
+    assert "a is better than b by Frechet distance: 10.5 ± 0.5 against 20.5 ± 0.5 over 3 " \
+           "and 3 seeds (Welch t = -24.49, p = 1.6e-05)" in clear
+    noisy = verdict([10.0, 30.0, 20.0], [12.0, 32.0, 22.0])  # the seeds' spread covers it
+    assert "a and b cannot be told apart by Frechet distance" in noisy
+    assert " is better than " not in noisy
 
 
 COMMAND_ERRORS = [
@@ -248,7 +290,7 @@ COMMAND_ERRORS = [
      "cannot write --out"),
     (["common.evaluation.sample", "{runs}/dcgan"], "the following arguments are required: --out"),
     (["common.evaluation.compare", "{runs}/dcgan", "{fashion}"], "different data sets"),
-    (["common.evaluation.compare", "{runs}/dcgan", "{tmp}/dcgan"], "share a directory name"),
+    (["common.evaluation.compare", "{runs}/dcgan", "{runs}/dcgan"], "a run is given twice"),
 ]
 
 

@@ -1,6 +1,7 @@
 """The reports' experiments: learning-rate sweep, translation robustness,
 label predictor."""
 import csv
+import json
 import sys
 
 import numpy as np
@@ -47,6 +48,9 @@ def encoder_runs(tmp_path_factory):
     assert gan_train.main([*common, "--model", "vaegan", "--noise-dim", "16", "--train-size",
                            "128", "--batch-size", "64", "--out", str(root / "vaegan")]) == 0
     assert gan_train.main([*common, "--model", "mlp_gan", "--out", str(root / "mlp_gan")]) == 0
+    for seed_ in (1, 2):  # a sweep's directory: two seeds of one configuration
+        assert vae_train.main([*common, "--model", "cvae", "--seed", str(seed_),
+                               "--out", str(root / "seeds_cvae" / f"seed_{seed_}")]) == 0
     return root
 
 
@@ -75,6 +79,30 @@ def test_translation_command(encoder_runs, tmp_path):
                          "--out", out)
     assert refused.returncode == 2
     assert "is a mlp_gan, which has no encoder" in refused.stderr
+
+
+def test_translation_and_labels_of_a_sweep_report_each_group_s_spread(encoder_runs, tmp_path):
+    """A sweep's directory stands for its runs; runs that differ only by
+    their seed are one group, reported as mean ± standard deviation."""
+    result = run_script("-m", "common.experiments", "translation", encoder_runs / "seeds_cvae",
+                        encoder_runs / "conv_vae", "--images", "32", "--out", tmp_path / "t")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "t" / "translation.csv").read_text().splitlines()))
+    assert [row["model"] for row in rows[1:]] == ["seed_1", "seed_2", "conv_vae"]
+    shifted = [float(row["reconstruction MSE (shifted)"]) for row in rows[1:3]]
+    table = (tmp_path / "t" / "translation.md").read_text()
+    assert "| seeds_cvae | 2 | " in table and spread.Spread(shifted).text(4) in table
+    assert "| conv_vae | 1 | " in table
+
+    result = run_script("-m", "common.experiments", "labels", encoder_runs / "seeds_cvae",
+                        "--iw-samples", "0", "--out", tmp_path / "l")
+    assert result.returncode == 0, result.stderr
+    evaluations = [json.loads((encoder_runs / "seeds_cvae" / f"seed_{s}" /
+                               "evaluation.json").read_text()) for s in (1, 2)]
+    confidence = spread.Spread([e["labels"]["confidence"] for e in evaluations]).text()
+    group_row = next(line for line in (tmp_path / "l" / "labels.md").read_text().splitlines()
+                     if line.startswith("| seeds_cvae | 2 |"))
+    assert group_row.endswith(f"| {confidence} |")
 
 
 def test_labels_command_and_the_conditional_model(encoder_runs, tmp_path):

@@ -1,14 +1,19 @@
-"""The comparison the reports could not make: runs side by side, in numbers.
+"""The comparison the reports could not make: runs side by side, in numbers,
+with the spread between seeds.
 
     python -m common.evaluation.compare RUN_DIR [RUN_DIR ...] [--out outputs/comparison]
 
-writes report.md and its figures: a table per run (model, parameters,
-median seconds per epoch, images per second, the metrics of
-common/evaluate.py at its latest checkpoint, the likelihood bound where the
-model has one), the metrics.csv of every run against epochs and against
-training time on shared axes, seconds per epoch, the runs' pictures side by
-side at the report's epochs, and a written comparison generated from the
-numbers: which run is better at equal epochs and at equal training time."""
+A RUN_DIR may also be a sweep's directory (outputs/seeds_dcgan): its runs
+are taken. Runs that differ only by their seed form a group (the seeds
+command makes them). Writes report.md and its figures: per group the mean,
+standard deviation and every seed's value of each metric of
+common.evaluation.evaluate at the latest checkpoints (and the test ELBO and
+likelihood bound where the model has them), seconds per epoch and images
+per second; metrics.csv against epochs and against training time on shared
+axes (each group's mean and the range of its seeds); the runs' pictures side
+by side at the report's epochs; and a written verdict, from the numbers, by
+the rule of common.evaluation.spread: a group is called better than another
+only when the difference holds beyond the seeds' spread."""
 import datetime
 import sys
 from pathlib import Path
@@ -21,63 +26,120 @@ from common import images, runs
 from common.arguments import Parser
 from common.atomic import atomic_write
 from common.errors import UsageError
+from common.evaluation import spread
 from common.evaluation.evaluate import LABELS, add_options, evaluate_run, options
 from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
 REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
 PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall")
-LOWER_IS_BETTER = {"fd", "kid", "label_kl"}
+TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "test_elbo",
+          "nll_iw")
+NAMES = {**LABELS, "test_elbo": "test ELBO (nats)", "nll_iw": "NLL bound (nats)"}
 
 
 def load(paths, **evaluation):
-    """For each run: its name, evaluation, history and metrics rows."""
-    loaded = []
-    for path in paths:
+    """For each run: its name, group (the runs that differ only by their
+    seed), seed, evaluation, history and metrics rows."""
+    loaded, configs = [], []
+    for path, name in zip(paths, runs.names(paths)):
         run = RunDir(path)
+        configs.append(run.read_config())
         history = run.read_table("history")
         elapsed = np.cumsum([row["seconds"] for row in history])
-        loaded.append({"name": run.path.name, "path": run.path, "history": history,
+        loaded.append({"name": name, "path": run.path, "history": history,
                        "elapsed": dict(zip((row["epoch"] for row in history), elapsed)),
                        "metrics": run.read_table("metrics"),
+                       "seed": configs[-1]["args"].get("seed"),
                        "evaluation": evaluate_run(path, **evaluation)})
+    for group, members in spread.groups(paths, configs, [run["name"] for run in loaded]).items():
+        for i in members:
+            loaded[i]["group"] = group
     return loaded
 
 
-def summary_table(loaded):
-    """The Markdown table: one row per run."""
-    header = ["run", "model", "epochs", "parameters", "s/epoch (median)", "images/s (median)",
-              "FD", "KID", "classifier score", "coverage", "precision", "recall",
-              "NLL bound (nats)"]
-    rows = [header, ["---"] * len(header)]
+def groups(loaded):
+    """{group name: its runs}, in the order first given."""
+    named = {}
     for run in loaded:
-        e, h = run["evaluation"], run["history"]
-        m, likelihood = e["metrics"], e["likelihood"]
-        rows.append([run["name"], e["model"], str(e["settings"]["epoch"]),
-                     f"{e['parameters']:,}", f"{np.median([r['seconds'] for r in h]):.3g}",
-                     f"{np.median([r['images_per_sec'] for r in h]):.4g}",
-                     f"{m['fd']:.3g}", f"{m['kid']:.3g} ± {m['kid_se']:.2g}",
-                     f"{m['classifier_score']:.3g}", str(m["coverage"]), f"{m['precision']:.3f}",
-                     f"{m['recall']:.3f}",
-                     f"{likelihood['nll_iw']:.2f}" if likelihood else "—"])
+        named.setdefault(run["group"], []).append(run)
+    return named
+
+
+def final(run, metric):
+    """A run's value of `metric` at its latest checkpoint: evaluation.json's
+    metrics and likelihood bound; the test ELBO of its last history row."""
+    evaluation = run["evaluation"]
+    if metric in evaluation["metrics"]:
+        return evaluation["metrics"][metric]
+    if metric == "test_elbo":
+        value = run["history"][-1].get("test_elbo", np.nan)
+        return None if np.isnan(value) else value
+    return evaluation["likelihood"].get(metric)
+
+
+def group_spreads(loaded, value):
+    """{group: {metric: Spread of value(run, metric) over its runs}}, for
+    the metrics every run of the group has."""
+    result = {}
+    for group, members in groups(loaded).items():
+        values = {metric: [value(run, metric) for run in members] for metric in TABLED}
+        result[group] = {metric: spread.Spread(v) for metric, v in values.items()
+                         if all(x is not None for x in v)}
+    return result
+
+
+def summary_table(loaded):
+    """The Markdown table: one row per group, mean ± standard deviation over
+    its seeds; then every run's values."""
+    finals = group_spreads(loaded, final)
+    shown = [m for m in TABLED if any(m in spreads for spreads in finals.values())]
+    header = ["group", "model", "seeds", "epochs", "parameters", "s/epoch (median)",
+              "images/s (median)", *[NAMES[m] for m in shown]]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for group, members in groups(loaded).items():
+        e = members[0]["evaluation"]
+        seconds = [r["seconds"] for run in members for r in run["history"]]
+        rate = [r["images_per_sec"] for run in members for r in run["history"]]
+        epochs = sorted({run["evaluation"]["settings"]["epoch"] for run in members})
+        lines.append("| " + " | ".join(
+            [group, e["model"], str(len(members)), "/".join(map(str, epochs)),
+             f"{e['parameters']:,}", f"{np.median(seconds):.3g}", f"{np.median(rate):.4g}",
+             *[finals[group][m].text() if m in finals[group] else "—" for m in shown]]) + " |")
     floor = loaded[0]["evaluation"]["floor"]
-    rows.append(["real images (floor)", "—", "—", "—", "—", "—", f"{floor['fd']:.3g}",
-                 f"{floor['kid']:.3g} ± {floor['kid_se']:.2g}",
-                 f"{floor['classifier_score']:.3g}", str(floor["coverage"]),
-                 f"{floor['precision']:.3f}", f"{floor['recall']:.3f}", "—"])
-    return ["| " + " | ".join(row) + " |" for row in rows]
+    lines.append("| " + " | ".join(["real images (floor)", *["—"] * 6,
+                                     *[f"{floor[m]:.3g}" if m in floor else "—"
+                                       for m in shown]]) + " |")
+    lines += ["", "Every run:", "", "| run | group | seed | " + " | ".join(
+        NAMES[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 3)]
+    for run in loaded:
+        cells = [final(run, m) for m in shown]
+        lines.append(f"| {run['name']} | {run['group']} | {run['seed']} | " + " | ".join(
+                         "—" if v is None else f"{v:.4g}" for v in cells) + " |")
+    return lines
 
 
 def plot_metrics(loaded, path, by_time):
-    """Each plotted metric of metrics.csv, all runs, against epoch or time."""
+    """Each plotted metric of metrics.csv against epoch or training time:
+    per group the mean over its seeds and, for several, their range."""
     figure = Figure(figsize=(11, 7), layout="constrained")
     for ax, name in zip(figure.subplots(2, 3).ravel(), PLOTTED):
-        for run in loaded:
-            rows = run["metrics"]
-            x = [run["elapsed"].get(r["epoch"], np.nan) if by_time else r["epoch"] for r in rows]
-            ax.plot(x, [r[name] for r in rows], marker=".", label=run["name"])
-        ax.set_title(LABELS[name] + (" (lower is better)" if name in LOWER_IS_BETTER else ""))
-        ax.set_xlabel("training seconds" if by_time else "epoch")
+        for group, members in groups(loaded).items():
+            epochs = sorted(set.intersection(*({r["epoch"] for r in run["metrics"]}
+                                               for run in members)))
+            if not epochs:
+                continue
+            values = np.array([[{r["epoch"]: r[name] for r in run["metrics"]}[e]
+                                for e in epochs] for run in members])
+            x = (np.mean([[run["elapsed"].get(e, np.nan) for e in epochs] for run in members],
+                         axis=0) if by_time else epochs)
+            line, = ax.plot(x, values.mean(axis=0), marker=".", label=group)
+            if len(members) > 1:
+                ax.fill_between(x, values.min(axis=0), values.max(axis=0),
+                                color=line.get_color(), alpha=0.2)
+        ax.set_title(LABELS[name] + (" (lower is better)" if spread.LOWER_IS_BETTER[name]
+                                     else ""))
+        ax.set_xlabel("training seconds (mean over seeds)" if by_time else "epoch")
         ax.grid(alpha=0.3)
     figure.axes[0].legend()
     images.save_figure(figure, path)
@@ -117,33 +179,33 @@ def plot_pictures(loaded, path):
     return epochs
 
 
-def verdict(loaded, name="fd"):
-    """Sentences, from the numbers: who is better at equal epochs and at
-    equal training time, by `name` of metrics.csv, and the final numbers."""
-    label = LABELS[name]
+def verdict(loaded, metric="fd"):
+    """Sentences, from the numbers, by the rule of common.evaluation.spread:
+    which group is better by `metric` at equal epochs and at equal training
+    time (metrics.csv), and at the latest checkpoints (evaluation.json)."""
+    label = LABELS[metric]
     scored = [run for run in loaded if run["metrics"]]
     lines = []
-    if len(scored) >= 2:
+    if len({run["group"] for run in scored}) >= 2:
         common = min(run["metrics"][-1]["epoch"] for run in scored)
-        at_epoch = [(run["name"], _last(run["metrics"], lambda r: r["epoch"] <= common))
-                    for run in scored]
-        lines.append(_ranking(f"At equal epochs (the last scoring at or before epoch {common} "
-                              f"of each run)", at_epoch, name))
+        lines += _at(scored, metric, lambda run: _last(run["metrics"],
+                                                       lambda r: r["epoch"] <= common),
+                     f"At equal epochs (the last scoring at or before epoch {common} of each "
+                     f"run)")
         budget = min(max(run["elapsed"].values()) for run in scored)
-        at_time = [(run["name"], _last(run["metrics"],
-                                       lambda r, run=run: run["elapsed"].get(r["epoch"], np.inf)
-                                       <= budget * 1.0001))
-                   for run in scored]
-        lines.append(_ranking(f"At equal training time (the last scoring within {budget:.0f} s, "
-                              f"the shortest run's time)", at_time, name))
+        lines += _at(scored, metric, lambda run: _last(
+            run["metrics"], lambda r: run["elapsed"].get(r["epoch"], np.inf) <= budget * 1.0001),
+            f"At equal training time (the last scoring within {budget:.0f} s, the shortest "
+            f"run's time)")
     else:
-        lines.append("Fewer than two runs have metrics.csv (train with --metrics-every K), "
+        lines.append("Fewer than two groups have metrics.csv (train with --metrics-every K), "
                      "so there is no epoch-by-epoch comparison.")
-    final = sorted(loaded, key=lambda run: run["evaluation"]["metrics"][name])
-    lines.append(f"At their latest checkpoints, by {label}: " + ", ".join(
-        f"{run['name']} {run['evaluation']['metrics'][name]:.3g} (epoch "
-        f"{run['evaluation']['settings']['epoch']})" for run in final)
-        + f"; real training images score {loaded[0]['evaluation']['floor'][name]:.3g}.")
+    finals = group_spreads(loaded, final)
+    if len(finals) >= 2:
+        lines += [f"At the latest checkpoints: {sentence}" for sentence in spread.ranking(
+            {group: spreads[metric] for group, spreads in finals.items()}, metric, label)]
+    lines.append(f"Real training images score {loaded[0]['evaluation']['floor'][metric]:.3g} "
+                 f"by {label}.")
     for run in scored:
         spent = sum(r["seconds"] for r in run["metrics"])
         trained = sum(r["seconds"] for r in run["history"])
@@ -157,15 +219,21 @@ def _last(rows, keep):
     return kept[-1] if kept else None
 
 
-def _ranking(context, pairs, name):
-    pairs = [(run, row) for run, row in pairs if row is not None]
-    if len(pairs) < 2:
-        return f"{context}: fewer than two runs were scored by then."
-    pairs.sort(key=lambda pair: pair[1][name], reverse=name not in LOWER_IS_BETTER)
-    (best, row), rest = pairs[0], pairs[1:]
-    others = ", ".join(f"{run} {r[name]:.3g} at epoch {r['epoch']}" for run, r in rest)
-    return (f"{context}, {best} is better by {LABELS[name]}: {row[name]:.3g} at epoch "
-            f"{row['epoch']}, against {others}.")
+def _at(scored, metric, row_of, context):
+    """The ranking sentences of the groups by the rows row_of(run) picks."""
+    rows = {}
+    for run in scored:
+        row = row_of(run)
+        if row is not None:
+            rows.setdefault(run["group"], []).append(row)
+    if len(rows) < 2:
+        return [f"{context}: fewer than two groups were scored by then."]
+    epochs = {group: sorted({row["epoch"] for row in members}) for group, members in rows.items()}
+    spreads = {group: spread.Spread([row[metric] for row in members])
+               for group, members in rows.items()}
+    where = "; ".join(f"{group} at epoch {'/'.join(map(str, e))}" for group, e in epochs.items())
+    return [f"{context}, {where}: {sentence}"
+            for sentence in spread.ranking(spreads, metric, LABELS[metric])]
 
 
 def write_report(loaded, out):
@@ -187,9 +255,11 @@ def write_report(loaded, out):
         f"{loaded[0]['evaluation']['classifier_accuracy']:.4f}). FD and KID: lower is better; "
         f"classifier score: up to 10; coverage: classes holding at least 1% of the samples; "
         f"precision (fidelity) and recall (diversity): up to 1. The floor is real training "
-        f"images scored the same way.", "",
+        f"images scored the same way. Runs that differ only by their seed form a group; its "
+        f"cells are the mean ± standard deviation over its seeds.", "",
         *summary_table(loaded), "",
         "## What the numbers say", "",
+        spread.RULE, "",
         *[f"- {line}" for line in verdict(loaded)], "",
         "## Metrics during training", "",
         "![metrics by epoch](metrics_by_epoch.png)", "",
@@ -217,12 +287,13 @@ def main(argv=None):
     add_options(parser)
     args = parser.parse_args(argv)
     try:
-        datasets = {runs.check(path)["args"]["dataset"] for path in args.run_dirs}
+        datasets = {runs.check(path)["args"]["dataset"] for path in runs.expand(args.run_dirs)}
         if len(datasets) > 1:
             raise UsageError(f"the runs are on different data sets ({', '.join(sorted(datasets))})")
-        if len({RunDir(path).path.name for path in args.run_dirs}) < len(args.run_dirs):
-            raise UsageError("two runs share a directory name; the report names runs by it")
-        loaded = load(args.run_dirs, **options(args))
+        paths = runs.expand(args.run_dirs)
+        if len({RunDir(path).path.resolve() for path in paths}) < len(paths):
+            raise UsageError("a run is given twice")
+        loaded = load(paths, **options(args))
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"Wrote {write_report(loaded, args.out)}")

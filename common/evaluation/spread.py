@@ -9,6 +9,7 @@ variants: one run per configuration cannot tell a real difference from a
 lucky seed, and these sentences say so instead of naming a winner."""
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -33,6 +34,23 @@ def configuration(config):
     return (config.get("model"),) + tuple(sorted(
         (key, repr(value)) for key, value in args.items()
         if key not in RUN_CONTROL and key != "seed"))
+
+
+def groups(paths, configs, names):
+    """{group name: indexes of its runs}: runs whose configurations are
+    equal, in the order first given. A group of several seeds is named
+    after its runs' common directory when they share one that no other
+    group's runs are in, else after its first run's name."""
+    by_key = {}
+    for index, config in enumerate(configs):
+        by_key.setdefault(configuration(config), []).append(index)
+    named = {}
+    for members in by_key.values():
+        parents = {Path(paths[i]).resolve().parent for i in members}
+        others = {Path(paths[i]).resolve().parent for i in range(len(paths)) if i not in members}
+        shared = len(members) > 1 and len(parents) == 1 and not parents & others
+        named[next(iter(parents)).name if shared else names[members[0]]] = members
+    return named
 
 
 @dataclasses.dataclass

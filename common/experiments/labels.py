@@ -15,6 +15,7 @@ from common import images, runs
 from common.arguments import Parser
 from common.atomic import atomic_write
 from common.errors import UsageError
+from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
 
 
@@ -25,19 +26,22 @@ def main(argv=None):
     add_options(parser)
     args = parser.parse_args(argv)
     try:
-        for path in args.run_dirs:
-            runs.check(path)
-        results = {Path(path).name: evaluate_run(path, **options(args))
-                   for path in args.run_dirs}
+        paths = runs.expand(args.run_dirs)
+        configs = [runs.check(path) for path in paths]
+        names = runs.names(paths)
+        results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    groups = {group: [names[i] for i in members]
+              for group, members in spread.groups(paths, configs, names).items()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images.plot_label_histograms({name: r["labels"]["label_histogram"]
                                   for name, r in results.items()}, out / "labels.png")
+    lines = table(results) + group_table(results, groups)
     with atomic_write(out / "labels.md", "w") as f:
-        f.write("\n".join(table(results) + ["", "![predicted digits](labels.png)", ""]))
-    print("\n".join(table(results)))
+        f.write("\n".join(lines + ["", "![predicted digits](labels.png)", ""]))
+    print("\n".join(lines))
     return 0
 
 
@@ -59,3 +63,23 @@ def table(results):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def group_table(results, groups):
+    """Markdown, when some group has several seeds: per group of runs that
+    differ only by their seed, the mean ± standard deviation over its seeds
+    of each digit's share (%) and of the confidence."""
+    if all(len(members) == 1 for members in groups.values()):
+        return []
+    lines = ["", "Per group of runs that differ only by their seed, the mean ± standard "
+             "deviation over its seeds:", "",
+             "| group | seeds | " + " | ".join(map(str, range(10))) + " | confidence |",
+             "|" + " --- |" * 13]
+    for group, members in groups.items():
+        labels = [results[name]["labels"] for name in members]
+        shares = [spread.Spread([100 * r["label_histogram"][d] for r in labels]).text()
+                  for d in range(10)]
+        confidence = spread.Spread([r["confidence"] for r in labels]).text()
+        lines.append(f"| {group} | {len(members)} | " + " | ".join(shares)
+                     + f" | {confidence} |")
+    return lines

@@ -19,6 +19,7 @@ from common import images, runs
 from common.arguments import Parser, positive_int, unit_interval
 from common.atomic import atomic_write
 from common.errors import UsageError
+from common.evaluation import spread
 
 SHOWN = 10  # digits in the figure
 
@@ -54,10 +55,11 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        configs = [runs.check(path) for path in args.run_dirs]
+        paths = runs.expand(args.run_dirs)
+        configs = [runs.check(path) for path in paths]
         if len({config["args"]["dataset"] for config in configs}) > 1:
             raise UsageError("the runs are on different data sets")
-        loaded = [runs.open_run(path, args.data_dir) for path in args.run_dirs]
+        loaded = [runs.open_run(path, args.data_dir) for path in paths]
         for run in loaded:
             if not hasattr(run.model, "reconstruct"):
                 raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "
@@ -67,8 +69,7 @@ def main(argv=None):
     from common.evaluation import classifier
 
     data = loaded[0].data
-    trained = classifier.load_or_train(data, classifier.cache_dir(args.run_dirs[0],
-                                                                 args.classifier_dir))
+    trained = classifier.load_or_train(data, classifier.cache_dir(paths[0], args.classifier_dir))
     digits, labels = data.test_images[:args.images], data.test_labels[:args.images]
     shifted = translate(digits, args.shift * digits.shape[1], np.random.default_rng(args.seed))
     rows, pictures = [], [("Originals", digits[:SHOWN] / 255), ("Shifted", shifted[:SHOWN] / 255)]
@@ -77,19 +78,24 @@ def main(argv=None):
         return float((trained.features_and_probabilities(x)[1].argmax(axis=1) == labels).mean())
 
     rows.append(["(the digits themselves)", "", "", accuracy(digits), accuracy(shifted)])
-    for run in loaded:
-        name = run.run.path.name
+    names = runs.names(paths)
+    for run, name in zip(loaded, names):
         plain, moved = run.model.reconstruct(digits, labels), run.model.reconstruct(shifted, labels)
         rows.append([name, float(np.mean((plain - digits / 255) ** 2)),
-                     float(np.mean((moved - shifted / 255) ** 2)), accuracy(plain), accuracy(moved)])
+                     float(np.mean((moved - shifted / 255) ** 2)), accuracy(plain),
+                     accuracy(moved)])
         pictures += [(f"{name}: from originals", plain[:SHOWN]),
                      (f"{name}: from shifted", moved[:SHOWN])]
-    write(rows, pictures, Path(args.out), args)
+    groups = {group: [rows[1 + i] for i in members]
+              for group, members in spread.groups(paths, configs, names).items()}
+    write(rows, groups, pictures, Path(args.out), args)
     print(f"Wrote {Path(args.out) / 'translation.md'}")
     return 0
 
 
-def write(rows, pictures, out, args):
+def write(rows, groups, pictures, out, args):
+    """translation.csv and .md (every run; and per group of seeds, the mean
+    ± standard deviation), translation.png."""
     out.mkdir(parents=True, exist_ok=True)
     header = ["model", "reconstruction MSE (unshifted)", "reconstruction MSE (shifted)",
               "classifier accuracy (unshifted)", "classifier accuracy (shifted)"]
@@ -106,6 +112,14 @@ def write(rows, pictures, out, args):
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else v for v in row) + " |"
               for row in rows]
+    if any(len(members) > 1 for members in groups.values()):
+        lines += ["", "Per group of runs that differ only by their seed, the mean ± standard "
+                  "deviation over its seeds:", "",
+                  "| group | seeds | " + " | ".join(header[1:]) + " |",
+                  "|" + " --- |" * (len(header) + 1)]
+        lines += [f"| {group} | {len(members)} | " + " | ".join(
+            spread.Spread([row[i] for row in members]).text(4) for i in range(1, len(header)))
+            + " |" for group, members in groups.items()]
     lines += ["", "![originals, shifted, reconstructions](translation.png)", ""]
     with atomic_write(out / "translation.md", "w") as f:
         f.write("\n".join(lines))
