@@ -13,7 +13,7 @@ import random
 import sys
 from importlib import metadata
 
-from common import arguments, data
+from common import arguments, data, quiet
 from common.arguments import Parser, non_negative_int, positive_int, seed
 from common.errors import UsageError
 from common.rundir import RunDir
@@ -143,9 +143,10 @@ def main(parser, build, argv=None):
     if args.seed is None:
         args.seed = stored["args"]["seed"] if stored else random.randrange(2**31)
 
+    quiet.start_tensorflow()
     import keras
 
-    from common import devices, training  # TensorFlow starts here
+    from common import devices, training
 
     strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
 

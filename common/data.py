@@ -160,7 +160,10 @@ def _from_tfds(name):
     """Download (once, into tensorflow-datasets' data directory, by default
     ~/tensorflow_datasets) and read `name`; checked like the IDX files, and
     against the data set's published size."""
-    import tensorflow_datasets as tfds  # heavy, and it starts TensorFlow
+    from common import quiet
+
+    quiet.start_tensorflow()
+    import tensorflow_datasets as tfds
 
     try:
         splits, info = tfds.load(name, split=["train", "test"], as_supervised=True,

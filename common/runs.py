@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-from common import arguments
+from common import arguments, quiet
 from common import data as data_module
 from common.errors import UsageError
 from common.rundir import RunDir
@@ -70,7 +70,8 @@ def open_run(path, data_dir=None):
     args = stored_args(config)
     data = data_module.load(args.dataset, data_dir or args.data_dir)
 
-    import keras  # TensorFlow starts here, once the run and its data are found
+    quiet.start_tensorflow()  # once the run and its data are found
+    import keras
 
     from common import training
 

@@ -190,9 +190,11 @@ def command(script, *args):
 
 
 def environment(env=None):
-    """os.environ with the checkout importable (for python -m) and `env`."""
+    """os.environ with the checkout importable (for python -m) and `env`
+    (a variable set to None is removed)."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, **(env or {})}
+    merged = {**os.environ, "PYTHONPATH": path, **(env or {})}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def run_script(script, *args, env=None, timeout=600):

@@ -126,3 +126,35 @@ def test_gif_keeps_first_and_last_frames_and_thins_the_rest(tmp_path):
             gif.seek(frame)
             firsts.append(np.asarray(gif.convert("L"))[0, 0])
     assert firsts == [0, 90, 180]
+
+
+START_UP = [  # what TensorFlow 2.21 writes while it starts, and two lines that must show
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1795307851.899059    2322 port.cc:153] oneDNN custom operations are on.\n",
+    "I0000 00:00:1795307851.899295    2322 cudart_stub.cc:31] Could not find cuda drivers on "
+    "your machine, GPU will not be used.\n",
+    "E0000 00:00:1795310039.108086   22038 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n",
+    "W0000 00:00:1795310039.108086   22038 some.cc:1] a warning the user must see\n",
+    "/site-packages/keras/src/x.py:1: UserWarning: so must they see this\n",
+]
+
+
+def test_quiet_start_up_keeps_warnings_and_errors():
+    from common import quiet
+
+    kept = quiet.kept(START_UP)
+    assert [line.split()[0] for line in kept] == ["W0000", "/site-packages/keras/src/x.py:1:"]
+    with_driver = [line for line in START_UP if "cudart_stub" not in line]
+    assert any("cuInit" in line for line in quiet.kept(with_driver))  # a real CUDA error
+
+
+def test_commands_start_without_tensorflow_s_informational_lines(synthetic_mnist, tmp_path):
+    from conftest import run_script
+
+    common = ["gan_keras/train.py", "--data-dir", synthetic_mnist, "--epochs", 1,
+              "--metrics-every", 0, "--batch-size", 64]
+    quiet = run_script(*common, "--out", tmp_path / "a", env={"TF_CPP_MIN_LOG_LEVEL": None})
+    assert quiet.returncode == 0, quiet.stderr
+    assert "I0000" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
+    chosen = run_script(*common, "--out", tmp_path / "b", env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert chosen.returncode == 0 and "I0000" in chosen.stderr  # the user's choice

@@ -98,9 +98,9 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
     """Score the run at `path`; the result (also written to
     RUN_DIR/evaluation.json) is reused while the checkpoint and settings are
     the same."""
-    from common.evaluation import classifier  # TensorFlow
+    loaded = runs.open_run(path, data_dir)  # TensorFlow starts here
+    from common.evaluation import classifier
 
-    loaded = runs.open_run(path, data_dir)
     iw_images = min(iw_images or len(loaded.data.test_images), len(loaded.data.test_images))
     trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
     settings = {"format": FORMAT, "epoch": loaded.epoch,

@@ -134,6 +134,9 @@ def score_references(args, out):
     """metrics.csv for each reference run: every exported epoch scored as
     ours are, by the same classifier."""
     from common import data as data_module
+    from common import quiet
+
+    quiet.start_tensorflow()
     from common.evaluation import classifier
     from common.evaluation.evaluate import Evaluator
 
