@@ -28,6 +28,7 @@ class GenerativeModel(abc.ABC):
 
     eval_metrics = ()
     conditional = False  # True: the model generates a digit it is given
+    has_likelihood = False  # True: likelihood() bounds the test set's log-likelihood
 
     @abc.abstractmethod
     def prepare(self, images):
@@ -57,9 +58,10 @@ class GenerativeModel(abc.ABC):
         """{eval metric name: float}, computed every --eval-every epochs."""
         return {}
 
-    def likelihood(self, images, iw_samples, seed=0):
+    def likelihood(self, images, iw_samples, seed=0, progress=None):
         """Bounds on the test-set log-likelihood of the first `images` test
-        images, {name: nats per image}, for models that define one."""
+        images, {name: nats per image}, for models that define one
+        (has_likelihood); progress(images done) as it goes."""
         return {}
 
     def parameter_count(self):

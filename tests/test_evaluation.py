@@ -101,6 +101,19 @@ def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
     assert single["nll_iw"] == pytest.approx(-single["test_elbo"], rel=0.02)
 
 
+def test_the_likelihood_budget_is_the_device_type_s_unless_given(monkeypatch):
+    from common import devices
+    from common.evaluation import evaluate
+
+    monkeypatch.setattr(devices, "device_type", lambda: "GPU")
+    assert evaluate.likelihood_budget(None, None, 10_000) == (1000, 10_000)  # the full bound
+    monkeypatch.setattr(devices, "device_type", lambda: "CPU-bf16")
+    assert evaluate.likelihood_budget(None, None, 10_000) == evaluate.IW_BUDGET["CPU"]
+    assert evaluate.likelihood_budget(None, None, 64) == (1000, 64)
+    assert evaluate.likelihood_budget(8, 16, 10_000) == (8, 16)  # the options win
+    assert evaluate.likelihood_budget(0, None, 10_000)[0] == 0
+
+
 def test_training_writes_metrics_csv_and_resume_trims_it(runs_dir, synthetic_mnist, tmp_path):
     for name in ("dcgan", "conv_vae"):
         rows = (runs_dir / name / "metrics.csv").read_text().splitlines()
@@ -160,7 +173,9 @@ def test_evaluate_command(runs_dir):
     before = tree_digest(runs_dir / "conv_vae")
     again = run_script("-m", "common.evaluation.evaluate", runs_dir / "conv_vae",
                        "--iw-samples", "8", "--iw-images", "16")
-    assert again.stdout == result.stdout and tree_digest(runs_dir / "conv_vae") == before
+    # from evaluation.json: the same table, without the stages that computed it
+    assert result.stdout.endswith(again.stdout) and "Scoring" not in again.stdout
+    assert tree_digest(runs_dir / "conv_vae") == before
 
     gan = run_script("-m", "common.evaluation.evaluate", runs_dir / "dcgan", "--samples", "32")
     assert gan.returncode == 0 and "NLL" not in gan.stdout
@@ -222,6 +237,8 @@ def test_compare_command(runs_dir, tmp_path):
                                ("fd", "kid", "classifier_score", "coverage", "precision",
                                 "recall")]
     assert f"{evaluations['conv_vae']['likelihood']['nll_iw']:.3g}" in report
+    assert "K = 4 samples on each of the first 8 test images" in report
+    assert "Likelihood bound of" in result.stdout and "Scoring" in result.stdout  # each stage
     # one run each: the verdict names the lower distance first, and calls
     # no winner (no spread to test the difference against)
     last = {name: float((runs_dir / name / "metrics.csv").read_text().splitlines()[-1]

@@ -78,6 +78,7 @@ class VariationalAutoencoder(GenerativeModel):
 
     metrics = ("loss", "reconstruction", "kl")
     eval_metrics = ("test_elbo",)
+    has_likelihood = True
     plots = {"negative ELBO, training batches (nats)": ("loss",),
              "its terms (nats)": ("reconstruction", "kl"),
              "test-set ELBO (nats)": ("test_elbo",)}
@@ -153,13 +154,14 @@ class VariationalAutoencoder(GenerativeModel):
         of z per image, with the training's KL estimator."""
         return {"test_elbo": self._test_elbo(len(self.test_images))}
 
-    def likelihood(self, images, iw_samples, seed=0, batch=10, chunk=100):
+    def likelihood(self, images, iw_samples, seed=0, progress=None, batch=10, chunk=100):
         """On the first `images` test images: their ELBO (as in `evaluate`)
         and the importance-weighted bound of Burda et al. 2015 (eq. 8),
         log p(x) >= log 1/K sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), whose
         negative estimates the negative log-likelihood; K = `iw_samples`,
-        drawn `chunk` at a time for `batch` images at once. A conditional
-        model's bound is on log p(x|y)."""
+        drawn `chunk` at a time for `batch` images at once, calling
+        progress(images done) after each batch. A conditional model's bound
+        is on log p(x|y)."""
         rng = tf.random.Generator.from_seed(seed)
         bounds = []
         for i in range(0, images, batch):
@@ -170,6 +172,8 @@ class VariationalAutoencoder(GenerativeModel):
                                                              len(xb), self.latent_dim]))
                                for k in range(0, iw_samples, chunk)], axis=0)
             bounds.append(tf.reduce_logsumexp(log_w, axis=0) - np.log(iw_samples))
+            if progress is not None:
+                progress(min(i + batch, images))
         return {"test_elbo": self._test_elbo(images),
                 "nll_iw": -float(tf.reduce_mean(tf.concat(bounds, axis=0)))}
 

@@ -256,7 +256,10 @@ def write_report(loaded, out):
         f"classifier score: up to 10; coverage: classes holding at least 1% of the samples; "
         f"precision (fidelity) and recall (diversity): up to 1. The floor is real training "
         f"images scored the same way. Runs that differ only by their seed form a group; its "
-        f"cells are the mean ± standard deviation over its seeds.", "",
+        f"cells are the mean ± standard deviation over its seeds."
+        + (f" The NLL bound is the importance-weighted bound with K = {settings['iw_samples']} "
+           f"samples on each of the first {settings['iw_images']} test images."
+           if any(run["evaluation"]["likelihood"] for run in loaded) else ""), "",
         *summary_table(loaded), "",
         "## What the numbers say", "",
         spread.RULE, "",

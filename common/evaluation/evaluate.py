@@ -21,6 +21,7 @@ from common.errors import UsageError
 from common.evaluation import metrics
 from common.images import to_uint8
 from common.model import conditional_labels
+from common.progress import Progress
 
 METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
            "recall")
@@ -29,6 +30,10 @@ LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)",
           "coverage": "classes covered (>= 1%)", "label_kl": "label KL from uniform",
           "precision": "precision (k=3)", "recall": "recall (k=3)"}
 SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
+# The likelihood bound's default (K importance samples, test images; None:
+# all) per device type: the full bound on a GPU (seconds); on a CPU about a
+# minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
+IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
 FORMAT = 3  # of evaluation.json: a stored evaluation of another format is computed again
 
 
@@ -93,15 +98,27 @@ class Evaluator:
         return self.compare(data.train_images[:self.n])
 
 
-def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_dir=None,
+def likelihood_budget(iw_samples, iw_images, test_images):
+    """The likelihood bound's K and test images: the options given, else the
+    device type's default (IW_BUDGET), at most the test set."""
+    from common import devices
+
+    default = IW_BUDGET["GPU" if devices.device_type() == "GPU" else "CPU"]
+    samples = default[0] if iw_samples is None else iw_samples
+    return samples, min(iw_images or default[1] or test_images, test_images)
+
+
+def evaluate_run(path, *, samples=10_000, iw_samples=None, iw_images=None, data_dir=None,
                  classifier_dir=None):
     """Score the run at `path`; the result (also written to
     RUN_DIR/evaluation.json) is reused while the checkpoint and settings are
-    the same."""
+    the same. The likelihood bound's budget is the device type's unless
+    given (likelihood_budget)."""
     loaded = runs.open_run(path, data_dir)  # TensorFlow starts here
     from common.evaluation import classifier
 
-    iw_images = min(iw_images or len(loaded.data.test_images), len(loaded.data.test_images))
+    iw_samples, iw_images = likelihood_budget(iw_samples, iw_images,
+                                              len(loaded.data.test_images))
     trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
     settings = {"format": FORMAT, "epoch": loaded.epoch,
                 "samples": min(samples, len(loaded.data.test_images)),
@@ -112,17 +129,28 @@ def evaluate_run(path, *, samples=10_000, iw_samples=1000, iw_images=None, data_
         stored = json.loads(cache.read_text())
         if stored.get("settings") == settings:
             return stored
+    step = Progress(f"Scoring {loaded.run.path} at epoch {loaded.epoch}: {settings['samples']} "
+                    f"samples and as many real images, in the classifier's feature space", 3)
     evaluator = Evaluator(trained, loaded.data, samples)
     generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
+    step.update(1)
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
               "parameters": loaded.model.parameter_count(),
               "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
-              "labels": evaluator.labels(generated, asked),
-              "floor": evaluator.floor(loaded.data),
-              "real_classifier_score": metrics.classifier_score(evaluator.real[1]),
-              "classifier_accuracy": trained.info["test_accuracy"],
-              "likelihood": loaded.model.likelihood(iw_images, iw_samples) if iw_samples else {}}
+              "labels": evaluator.labels(generated, asked)}
+    step.update(2)
+    result.update({"floor": evaluator.floor(loaded.data),
+                   "real_classifier_score": metrics.classifier_score(evaluator.real[1]),
+                   "classifier_accuracy": trained.info["test_accuracy"]})
+    step.finish()
+    result["likelihood"] = {}
+    if iw_samples and loaded.model.has_likelihood:
+        step = Progress(f"Likelihood bound of {loaded.run.path}: K = {iw_samples} importance "
+                        f"samples for each of {iw_images} test images", iw_images)
+        result["likelihood"] = loaded.model.likelihood(iw_images, iw_samples,
+                                                       progress=step.update)
+        step.finish()
     with atomic_write(cache, "w") as f:
         json.dump(result, f, indent=2)
     return result
@@ -159,12 +187,14 @@ def add_options(parser):
     add = parser.add_argument
     add("--samples", type=positive_int, default=10_000,
         help="generated images to score (at most the test set's size)")
-    add("--iw-samples", type=non_negative_int, default=1000,
-        help="importance samples per test image for a VAE's likelihood bound (0: skip it; "
-             "1000 on all 10,000 test images takes about 15 minutes on a 2-core CPU, "
-             "seconds on a GPU)")
+    add("--iw-samples", type=non_negative_int, default=None,
+        help="importance samples K per test image for a VAE's likelihood bound (0: skip it; "
+             f"default: {IW_BUDGET['GPU'][0]} on a GPU, {IW_BUDGET['CPU'][0]} on a CPU; on "
+             "all 10,000 test images K = 1000 takes seconds on a GPU, about 15 minutes on a "
+             "2-core CPU)")
     add("--iw-images", type=positive_int, default=None,
-        help="test images for the likelihood bound (default: all)")
+        help="test images for the likelihood bound (default: all on a GPU, the first "
+             f"{IW_BUDGET['CPU'][1]} on a CPU)")
     add("--data-dir", default=None,
         help="read the data from here instead of where the run read it")
     add("--classifier-dir", default=None,
