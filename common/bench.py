@@ -4,6 +4,7 @@ loops) on the same images in the same session. A script that prints
 figures, not a test:
 
     python -m common.bench --model dcgan --images 6144 --epochs 3
+    python -m common.bench --suite     # every row of the speed tables, into bench.md
 
 Each run is a fresh process: the reference as `REF --images IMAGES --epochs
 EPOCHS [--data-dir DIR]`, ours as `train.py --model M --train-size IMAGES --epochs EPOCHS` into a
@@ -15,18 +16,23 @@ checkpoint: everything from one epoch's line to the next). The summary
 gives the median after the first (warm-up) epoch, images per second, the
 process's peak host memory, the device's peak memory, and the host memory
 of the first and last epochs (a long run's must stay flat)."""
+import argparse
 import csv
+import datetime
 import os
+import platform
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 from common import runs
 from common.arguments import Parser, positive_int
+from common.atomic import atomic_write
 from common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +59,17 @@ def main(argv=None):
     parser.add_argument("--repeats", type=positive_int, default=1,
                         help="run the reference and every variant this many times, in turn "
                              "(the machines are noisy: interleaving evens it out)")
+    parser.add_argument("--suite", action="store_true",
+                        help="measure every row of the speed tables instead: for the DCGAN "
+                             "and the conv VAE, the reference, our defaults and each option of "
+                             "the fast path turned the other way, on as many images as "
+                             "SUITE_IMAGES gives this device type (--model, --images, "
+                             "--variant and --reference are ignored); writes bench.md to --out")
+    parser.add_argument("--out", default="outputs/bench",
+                        help="where --suite writes bench.md")
     args = parser.parse_args(argv)
+    if args.suite:
+        return suite(args)
     if args.reference is None:
         args.reference = REFERENCES.get(args.model)
     elif args.reference == "none":
@@ -64,8 +80,15 @@ def main(argv=None):
         script = runs.script_for(args.model)
     except UsageError as error:
         parser.error(str(error))
+    results = measure(args, script, args.variant or [""])
+    print(f"\n{args.images} images, {args.epochs} epochs, median after the first epoch:")
+    print_table(summary(results, args.images))
+    return 0
 
-    variants = args.variant or [""]
+
+def measure(args, script, variants):
+    """{loop name: [one result of run() per repeat]}: the reference (if
+    any) and each variant of ours, interleaved over the repeats."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_") as scratch:
         for repeat in range(args.repeats):
@@ -76,11 +99,74 @@ def main(argv=None):
                     command += ["--data-dir", args.data_dir]
                 results.setdefault("reference", []).append(run("reference", command))
             for i, variant in enumerate(variants):
-                name = f"ours {variant}".strip()
+                name = f"ours {variant}".strip() if variant else "ours, defaults"
                 out = Path(scratch) / f"run{i}_{repeat}"
                 results.setdefault(name, []).append(
                     run(name, ours(args, script, variant, out), out))
-    summarize(results, args.images, args.epochs)
+    return results
+
+
+# The suite's training images per device type and model: 3 epochs of each
+# loop fit in about 8 minutes on one GPU (the whole set) and in about 10 on
+# the 2-core development CPU (the sizes of README's CPU tables).
+SUITE_IMAGES = {"GPU": {"dcgan": 60_000, "conv_vae": 60_000},
+                "CPU": {"dcgan": 6144, "conv_vae": 20_000}}
+
+
+def suite(args):
+    """Every row of the speed tables on this machine, into OUT/bench.md."""
+    from common import devices, quiet
+
+    quiet.start_tensorflow()
+    kind = devices.device_type()
+    sizes = SUITE_IMAGES["GPU" if kind == "GPU" else "CPU"]
+    began = time.perf_counter()
+    lines = [f"# Speed on {devices.describe()}", "",
+             f"Written by `python -m common.bench --suite` on "
+             f"{datetime.date.today().isoformat()} ({kind}; TensorFlow "
+             f"{metadata.version('tensorflow')}, Keras {metadata.version('keras')}, Python "
+             f"{platform.python_version()}). {args.epochs} epochs of each loop in a fresh "
+             f"process, one after another; s/epoch is the median of the train steps' seconds "
+             f"after the first epoch, 'vs reference' the reference's over ours (above 1: "
+             f"ours is faster), 'outside' the share of our whole epoch spent beyond the train "
+             f"steps (picture, history, checkpoint). The machines are noisy: only ratios "
+             f"measured in one session mean much.", ""]
+    for model in ("dcgan", "conv_vae"):
+        script = runs.script_for(model)
+        defaults = dict(devices.speed_defaults())
+        if model in script.make_parser().fp32_models:
+            defaults["precision"] = "fp32"
+        measured = argparse.Namespace(**{**vars(args), "model": model,
+                                         "images": sizes[model],
+                                         "reference": REFERENCES[model]})
+        rows = summary(measure(measured, script, ["", *toggles(defaults)]), sizes[model])
+        lines += [f"## {model}, {sizes[model]:,} images, batch "
+                  f"{script.make_parser().get_default('batch_size')}", "",
+                  "Our defaults here: " + ", ".join(f"{k} {v}" for k, v in defaults.items()),
+                  "", "| loop | s/epoch | images/s | vs reference | outside | peak host |"
+                  " device |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {row['loop']} | {row['seconds']:.3f} | {row['images_per_sec']:.0f} | "
+                  f"{row['ratio']} | {row['outside']} | {row['peak']:.0f} MB | "
+                  f"{row['device']} |" for row in rows]
+        lines.append("")
+    lines.append(f"The suite took {(time.perf_counter() - began) / 60:.1f} minutes.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "bench.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"Wrote {out / 'bench.md'}")
+    return 0
+
+
+def toggles(defaults):
+    """One variant per option of the fast path: that option turned from its
+    default to the other way (bf16 <-> fp32, the on-device feed <-> tf.data,
+    25 <-> 1 steps a call, XLA off <-> on)."""
+    return [f"--precision {'bf16' if defaults['precision'] == 'fp32' else 'fp32'}",
+            "--no-data-on-device" if defaults["data_on_device"] else "--data-on-device",
+            f"--steps-per-call {1 if defaults['steps_per_call'] != 1 else 25}",
+            "--no-jit" if defaults["jit"] else "--jit"]
 
 
 def ours(args, script, variant, out):
@@ -105,7 +191,7 @@ def run(name, command, out=None):
     print(f"== {name}: {shlex.join(command)}", flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env, cwd=ROOT)
+                               text=True, env=env)
     result, began, lines = {"train": [], "whole": []}, time.perf_counter(), []
     for line in process.stdout:
         lines.append(line)
@@ -137,37 +223,44 @@ def run(name, command, out=None):
     return result
 
 
-def summarize(results, images, epochs):
+def summary(results, images):
     """One row per loop: medians after the warm-up epoch over all repeats."""
     def after_warmup(loops, key):
         values = [s for r in loops for s in (r[key][1:] if len(r[key]) > 1 else r[key])]
         return statistics.median(values) if values else float("nan")
 
     reference = after_warmup(results["reference"], "train") if "reference" in results else None
-    print(f"\n{images} images, {epochs} epochs, median after the first epoch:")
-    print(f"{'loop':<40} {'s/epoch':>8} {'images/s':>9} {'vs ref':>7} {'outside':>8} "
-          f"{'pictures':>9} "
-          f"{'peak host':>10} {'device':>8} {'host first→last':>17}")
+    rows = []
     for name, loops in results.items():
         train = after_warmup(loops, "train")
         whole = after_warmup(loops, "whole") if loops[0]["whole"] else train
-        ratio = f"{reference / train:.2f}x" if reference else "-"
-        outside = f"{100 * (whole - train) / whole:.1f}%" if loops[0]["whole"] else "-"
-        pictures = (f"{100 * after_warmup(loops, 'pictures') / whole:.1f}%"
-                    if loops[0]["whole"] else "-")
-        peak = max(r["peak_host_mb"] for r in loops)
         device = max((r["device_mb"] for r in loops if "device_mb" in r), default=None)
         host = loops[-1].get("host_mb")
-        growth = f"{host[0]:.0f}→{host[-1]:.0f} MB" if host else "-"
-        print(f"{name:<40} {train:>8.3f} {images / train:>9.0f} {ratio:>7} {outside:>8} "
-              f"{pictures:>9} "
-              f"{peak:>7.0f} MB {device and f'{device:.0f} MB' or '-':>8} {growth:>17}")
-    for name, loops in results.items():
-        host = loops[-1].get("host_mb")
+        rows.append({
+            "loop": name, "seconds": train, "images_per_sec": images / train,
+            "ratio": f"{reference / train:.2f}x" if reference else "-",
+            "outside": f"{100 * (whole - train) / whole:.1f}%" if loops[0]["whole"] else "-",
+            "pictures": (f"{100 * after_warmup(loops, 'pictures') / whole:.1f}%"
+                         if loops[0]["whole"] else "-"),
+            "peak": max(r["peak_host_mb"] for r in loops),
+            "device": f"{device:.0f} MB" if device else "-",
+            "growth": f"{host[0]:.0f}→{host[-1]:.0f} MB" if host else "-", "host": host})
+    return rows
+
+
+def print_table(rows):
+    print(f"{'loop':<40} {'s/epoch':>8} {'images/s':>9} {'vs ref':>7} {'outside':>8} "
+          f"{'pictures':>9} {'peak host':>10} {'device':>8} {'host first→last':>17}")
+    for row in rows:
+        print(f"{row['loop']:<40} {row['seconds']:>8.3f} {row['images_per_sec']:>9.0f} "
+              f"{row['ratio']:>7} {row['outside']:>8} {row['pictures']:>9} "
+              f"{row['peak']:>7.0f} MB {row['device']:>8} {row['growth']:>17}")
+    for row in rows:
+        host = row["host"]
         if host and len(host) >= 10:  # a long run: its memory, epoch by epoch
             marks = sorted({1, *range(len(host) // 6, len(host) + 1, len(host) // 6)})
             half = host[len(host) // 2:-1]  # the last epoch also evaluates
-            print(f"{name}: host MB at epochs " + ", ".join(
+            print(f"{row['loop']}: host MB at epochs " + ", ".join(
                 f"{epoch}: {host[epoch - 1]:.0f}" for epoch in marks)
                   + f"; over the second half {(half[-1] - half[0]) / len(half):+.2f} MB/epoch")
     print("vs ref: the reference's seconds over this loop's (above 1: faster); outside: the "
@@ -177,4 +270,4 @@ def summarize(results, images, epochs):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
