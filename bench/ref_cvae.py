@@ -10,39 +10,22 @@ for quality at equal epochs (python -m common.experiments parity).
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone), then
 the tutorial's test-set ELBO. With --samples DIR, after each epoch
-(outside the timing) it writes DIR/samples_at_epoch_N.npz, the decoder's
-means for --sample-count (10,000) prior draws of the noise common.evaluation.evaluate scores
-(uint8, key "images"), DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of
-decoded prior samples, and the epoch's row of DIR/history.csv (epoch,
-seconds, test_elbo)."""
-import argparse
-import sys
+(outside the timing) it exports the decoder's means for --sample-count
+prior draws, the tutorial's 4x4 grid of decoded prior samples, and the
+epoch's time and test ELBO (bench/harness.py says where)."""
 import time
-from pathlib import Path
 
 import numpy as np
+from harness import Export, arguments, mnist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's data and pictures
-from common import data, images  # noqa: E402
-from common.rundir import RunDir  # noqa: E402
-
-parser = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
-parser.add_argument("--images", type=int, default=60_000, help="the first N training images")
-parser.add_argument("--epochs", type=int, default=10, help="the tutorial's 10")
-parser.add_argument("--seed", type=int, default=None, help="Keras's global seed (default: none)")
-parser.add_argument("--samples", type=Path, default=None, help="export samples here each epoch")
-parser.add_argument("--sample-count", type=int, default=10_000, help="samples exported per epoch")
-args = parser.parse_args()
+args = arguments(__doc__, epochs=10)
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 
 if args.seed is not None:
     tf.keras.utils.set_random_seed(args.seed)
 
-mnist = data.load("mnist", args.data_dir)
-train_images, test_images = mnist.train_images[:args.images], mnist.test_images
+train_images, test_images = mnist(args)
 
 
 def preprocess_images(images):
@@ -158,24 +141,18 @@ random_vector_for_generation = tf.random.normal(
 model = CVAE(latent_dim)
 
 
-history = []
-
-
-def export_samples(epoch, seconds, test_elbo, n=args.sample_count, batch=1000):
-    """The digits common.evaluation.evaluate scores: the decoder's means for
-    n prior draws of the noise of seed 0; the picture; the epoch's time and
-    test ELBO."""
-    z = tf.random.Generator.from_seed(0).normal([n, latent_dim])
+def export_samples(epoch, seconds, test_elbo, batch=1000):
+    """What common.evaluation scores: the decoder's means for prior draws
+    of the noise of seed 0 (as it draws a run's samples); the picture; the
+    epoch's time and test ELBO."""
+    z = tf.random.Generator.from_seed(0).normal([args.sample_count, latent_dim])
     means = np.concatenate([model.sample(z[i:i + batch]).numpy()
-                            for i in range(0, n, batch)])[..., 0]
-    args.samples.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.samples / f"samples_at_epoch_{epoch:04d}.npz",
-                        images=images.to_uint8(means))
-    picture = model.sample(random_vector_for_generation).numpy()[..., 0]
-    images.save_png(images.grid(picture, cols=4, scale=3),
-                    args.samples / f"image_at_epoch_{epoch:04d}.png")
-    history.append({"epoch": epoch, "seconds": seconds, "test_elbo": test_elbo})
-    RunDir(args.samples).write_table("history", history, ("epoch", "seconds", "test_elbo"))
+                            for i in range(0, args.sample_count, batch)])
+    picture = model.sample(random_vector_for_generation).numpy()
+    export(epoch, means[..., 0], picture[..., 0], seconds=seconds, test_elbo=test_elbo)
+
+
+export = Export(args.samples) if args.samples else None
 
 
 for epoch in range(1, epochs + 1):

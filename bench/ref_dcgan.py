@@ -9,31 +9,15 @@ for speed (python -m common.bench) and for quality at equal epochs
                               [--samples DIR]
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone). With
---samples DIR, after each epoch (outside the timing) it writes
-DIR/samples_at_epoch_N.npz, --sample-count (10,000) generated digits from the noise
-common.evaluation.evaluate scores (uint8, key "images"),
-DIR/image_at_epoch_N.png, the tutorial's 4x4 grid of its fixed noise, and
-the epoch's row of DIR/history.csv (epoch, seconds)."""
-import argparse
-import sys
+--samples DIR, after each epoch (outside the timing) it exports
+--sample-count generated digits, the tutorial's 4x4 grid of its fixed
+noise, and the epoch's time (bench/harness.py says where)."""
 import time
-from pathlib import Path
 
 import numpy as np
+from harness import Export, arguments, mnist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's data and pictures
-from common import data, images  # noqa: E402
-from common.rundir import RunDir  # noqa: E402
-
-parser = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
-parser.add_argument("--images", type=int, default=60_000, help="the first N training images")
-parser.add_argument("--epochs", type=int, default=50, help="the tutorial's 50")
-parser.add_argument("--seed", type=int, default=None, help="Keras's global seed (default: none)")
-parser.add_argument("--samples", type=Path, default=None, help="export samples here each epoch")
-parser.add_argument("--sample-count", type=int, default=10_000, help="samples exported per epoch")
-args = parser.parse_args()
+args = arguments(__doc__, epochs=50)
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 from tensorflow.keras import layers  # noqa: E402
@@ -41,7 +25,7 @@ from tensorflow.keras import layers  # noqa: E402
 if args.seed is not None:
     tf.keras.utils.set_random_seed(args.seed)
 
-train_images = data.load("mnist", args.data_dir).train_images[:args.images]
+train_images, _ = mnist(args)
 train_images = train_images.reshape(train_images.shape[0], 28, 28, 1).astype("float32")
 train_images = (train_images - 127.5) / 127.5  # Normalize the images to [-1, 1]
 
@@ -136,23 +120,17 @@ def train_step(images):
                                                 discriminator.trainable_variables))
 
 
-history = []
-
-
-def export_samples(epoch, seconds, n=args.sample_count, batch=1000):
-    """The digits common.evaluation.evaluate scores: n draws of the noise of
-    seed 0; the picture; the epoch's time."""
-    noise = tf.random.Generator.from_seed(0).normal([n, noise_dim])
+def export_samples(epoch, seconds, batch=1000):
+    """What common.evaluation scores: the generator's images for the noise
+    of seed 0 (as it draws a run's samples); the picture; the epoch's time."""
+    noise = tf.random.Generator.from_seed(0).normal([args.sample_count, noise_dim])
     fakes = np.concatenate([generator(noise[i:i + batch], training=False).numpy()
-                            for i in range(0, n, batch)])[..., 0] * 0.5 + 0.5
-    args.samples.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.samples / f"samples_at_epoch_{epoch:04d}.npz",
-                        images=images.to_uint8(fakes))
-    picture = generator(seed, training=False).numpy()[..., 0] * 0.5 + 0.5
-    images.save_png(images.grid(picture, cols=4, scale=3),
-                    args.samples / f"image_at_epoch_{epoch:04d}.png")
-    history.append({"epoch": epoch, "seconds": seconds})
-    RunDir(args.samples).write_table("history", history, ("epoch", "seconds"))
+                            for i in range(0, args.sample_count, batch)])
+    picture = generator(seed, training=False).numpy()
+    export(epoch, fakes[..., 0] * 0.5 + 0.5, picture[..., 0] * 0.5 + 0.5, seconds=seconds)
+
+
+export = Export(args.samples) if args.samples else None
 
 
 def train(dataset, epochs):

@@ -69,12 +69,9 @@ def main(argv=None):
         else:
             planned.append(training_run(name, script, args.model, [*training, "--lr", str(rate)],
                                         s, directory))
-    statuses = sweep.run_all(planned, args.workers, args.cluster)
-    failed = {name: status for name, status in statuses.items() if status}
+    failed = sweep.failures(sweep.run_all(planned, args.workers, args.cluster))
     if failed:
-        print(f"{parser.prog}: runs that failed: "
-              + ", ".join(f"{name} (exit {status})" for name, status in failed.items()),
-              file=sys.stderr)
+        print(f"{parser.prog}: {failed}", file=sys.stderr)
         return 1
     write_report(directories, out)
     print(f"Wrote {out / 'lr_sweep.md'}")

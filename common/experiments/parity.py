@@ -74,13 +74,10 @@ def main(argv=None):
     precisions = args.precisions or default_precisions(script, args.model)
     variants = [REFERENCE] + [f"ours_{precision}" for precision in precisions]
     todo = [run for run in commands(args, script, precisions, out)
-            if not _finished(run, args.epochs)]
-    statuses = sweep.run_all(todo, args.workers, args.cluster)
-    failed = {name: status for name, status in statuses.items() if status}
+            if not _finished(out, run, args.epochs)]
+    failed = sweep.failures(sweep.run_all(todo, args.workers, args.cluster))
     if failed:
-        print(f"{parser.prog}: runs that failed: "
-              + ", ".join(f"{name} (exit {status})" for name, status in failed.items()),
-              file=sys.stderr)
+        print(f"{parser.prog}: {failed}", file=sys.stderr)
         return 1
     score_references(args, out)
     write_report(args, out, variants)
@@ -122,12 +119,15 @@ def commands(args, script, precisions, out):
                 *(["--train-size", str(args.images)] if args.images else [])))
 
 
-def _finished(run, epochs):
-    """Whether a reference run has exported its last epoch (it cannot
-    resume; ours can, and says when it has nothing to train)."""
-    directory = Path(run.command[run.command.index("--samples") + 1]) \
-        if "--samples" in run.command else None
-    return directory is not None and (directory / f"samples_at_epoch_{epochs:04d}.npz").exists()
+def _finished(out, run, epochs):
+    """Whether a reference run has exported its last epoch: the tutorial's
+    loop cannot resume (ours can, and says when it has nothing to train)."""
+    return run.name.startswith(REFERENCE) and (out / run.name / _samples(epochs)).exists()
+
+
+def _samples(epoch):
+    """The reference's samples of an epoch, in its run directory (bench/harness.py)."""
+    return f"samples_at_epoch_{epoch:04d}.npz"
 
 
 def score_references(args, out):
@@ -152,7 +152,7 @@ def score_references(args, out):
                 everything = data_module.load("mnist", args.data_dir)
                 evaluator = Evaluator(classifier.load_or_train(everything, out / "classifier"),
                                       everything, args.samples)
-            with np.load(run.path / f"samples_at_epoch_{epoch:04d}.npz") as archive:
+            with np.load(run.path / _samples(epoch)) as archive:
                 samples = archive["images"]
             rows.append({"epoch": epoch, "seconds": 0.0, "samples": evaluator.n,
                          **evaluator.compare(samples)})
@@ -268,12 +268,10 @@ def plot_pictures(out, variants, seeds, epochs, path):
     figure = Figure(figsize=(3 * len(epochs), 3 * len(runs_)), layout="constrained")
     axes = figure.subplots(len(runs_), len(epochs), squeeze=False)
     for row, (variant, seed_) in zip(axes, runs_):
-        directory = run_dir(out, variant, seed_)
+        run = RunDir(run_dir(out, variant, seed_))
         for ax, epoch in zip(row, epochs):
-            picture = next((p for p in (directory / f"image_at_epoch_{epoch:04d}.png",
-                                        RunDir(directory).image_path(epoch)) if p.exists()),
-                           None)
-            if picture is not None:
+            picture = run.image_path(epoch)  # the reference exports its own there too
+            if picture.exists():
                 with Image.open(picture) as png:
                     ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255)
             ax.set_title(f"{variant}, seed {seed_}, epoch {epoch}", fontsize=8)

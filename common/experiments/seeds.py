@@ -65,15 +65,12 @@ def main(argv=None):
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     out = Path(args.out or os.path.join(
         "outputs", f"seeds_{Path(cli.default_out(script_parser, parsed)).name}"))
-    statuses = sweep.run_all([training_run(f"seed_{s}", script, args.model, training, s,
-                                           out / f"seed_{s}") for s in args.seeds],
-                             args.workers, args.cluster)
-    failed = [f"seed {s} (exit {status})" for s, status in zip(args.seeds, statuses.values())
-              if status]
-    summary = write_summary(out, args.seeds)
-    print("\n".join(summary))
+    failed = sweep.failures(sweep.run_all(
+        [training_run(f"seed_{s}", script, args.model, training, s, out / f"seed_{s}")
+         for s in args.seeds], args.workers, args.cluster))
+    print("\n".join(write_summary(out, args.seeds)))
     if failed:
-        print(f"{parser.prog}: runs that failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"{parser.prog}: {failed}", file=sys.stderr)
         return 1
     return 0
 

@@ -74,6 +74,12 @@ def run_all(runs, workers=1, cluster=None):
         return dict(zip((run.name for run in runs), pool.map(one, runs)))
 
 
+def failures(statuses):
+    """One sentence naming the runs that did not end with status 0, or None."""
+    failed = [f"{name} (exit {status})" for name, status in statuses.items() if status]
+    return f"runs that failed: {', '.join(failed)}" if failed else None
+
+
 def _slots(workers):
     """Each local worker's environment: a GPU of its own, round robin, or an
     equal share of the CPU's threads (TensorFlow's and oneDNN's)."""

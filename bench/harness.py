@@ -1,0 +1,61 @@
+"""What the reference loops (ref_dcgan.py, ref_cvae.py) need beyond the
+tutorials' own code, kept out of them so that they read as the tutorials
+do: their command line, the project's data, and the export of each epoch's
+samples, picture and time for the parity experiment."""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's packages
+from common import data, images  # noqa: E402
+from common.atomic import atomic_write  # noqa: E402
+from common.rundir import RunDir  # noqa: E402
+
+
+def arguments(doc, epochs):
+    """The reference loop's options; `epochs` is its tutorial's default."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
+    parser.add_argument("--images", type=int, default=60_000,
+                        help="train on the first N training images")
+    parser.add_argument("--epochs", type=int, default=epochs, help="the tutorial's default")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="Keras's global seed (default: none, as the tutorial)")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="export each epoch's samples, picture and time into this folder")
+    parser.add_argument("--sample-count", type=int, default=10_000,
+                        help="samples exported per epoch")
+    return parser.parse_args()
+
+
+def mnist(args):
+    """The data set (common.data: IDX files or tensorflow-datasets), its
+    training split cut to --images."""
+    loaded = data.load("mnist", args.data_dir)
+    return loaded.train_images[:args.images], loaded.test_images
+
+
+class Export:
+    """Each epoch into --samples, laid out as a run directory:
+    samples_at_epoch_N.npz (the samples as uint8 images, as
+    common.evaluation.sample exports a run's), images/image_at_epoch_N.png
+    (the 4x4 picture) and the epoch's row of history.csv (epoch, seconds,
+    and what else the loop measures)."""
+
+    def __init__(self, directory):
+        self.run, self.history = RunDir(directory), []
+
+    def __call__(self, epoch, samples, picture, **row):
+        self.run.images.mkdir(parents=True, exist_ok=True)
+        with atomic_write(samples_path(self.run.path, epoch)) as f:
+            np.savez_compressed(f, images=images.to_uint8(samples))
+        images.save_png(images.grid(picture, cols=4, scale=3), self.run.image_path(epoch))
+        self.history.append({"epoch": epoch, **row})
+        self.run.write_table("history", self.history, tuple(self.history[0]))
+
+
+def samples_path(directory, epoch):
+    return Path(directory) / f"samples_at_epoch_{epoch:04d}.npz"
