@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
 
 
-def main(argv=None):
+def make_parser():
     parser = Parser(prog="python -m common.bench", description=__doc__)
     parser.add_argument("--model", default="dcgan", help="a --model of either train.py")
     parser.add_argument("--images", type=positive_int, default=6144,
@@ -67,6 +67,11 @@ def main(argv=None):
                              "--variant and --reference are ignored); writes bench.md to --out")
     parser.add_argument("--out", default="outputs/bench",
                         help="where --suite writes bench.md")
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     if args.suite:
         return suite(args)
