@@ -113,7 +113,7 @@ def measure(args, script, variants):
 
 # The suite's training images per device type and model: 3 epochs of each
 # loop fit in about 8 minutes on one GPU (the whole set) and in about 10 on
-# the 2-core development CPU (the sizes of README's CPU tables).
+# the 2-core development CPU (the sizes of docs/speed.md's CPU tables).
 SUITE_IMAGES = {"GPU": {"dcgan": 60_000, "conv_vae": 60_000},
                 "CPU": {"dcgan": 6144, "conv_vae": 20_000}}
 
