@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
 
 
-def main(argv=None):
+def make_parser():
     parser = Parser(prog="python -m common.bench", description=__doc__)
     parser.add_argument("--model", default="dcgan", help="a --model of either train.py")
     parser.add_argument("--images", type=positive_int, default=6144,
@@ -67,6 +67,11 @@ def main(argv=None):
                              "--variant and --reference are ignored); writes bench.md to --out")
     parser.add_argument("--out", default="outputs/bench",
                         help="where --suite writes bench.md")
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     if args.suite:
         return suite(args)
@@ -108,7 +113,7 @@ def measure(args, script, variants):
 
 # The suite's training images per device type and model: 3 epochs of each
 # loop fit in about 8 minutes on one GPU (the whole set) and in about 10 on
-# the 2-core development CPU (the sizes of README's CPU tables).
+# the 2-core development CPU (the sizes of docs/speed.md's CPU tables).
 SUITE_IMAGES = {"GPU": {"dcgan": 60_000, "conv_vae": 60_000},
                 "CPU": {"dcgan": 6144, "conv_vae": 20_000}}
 

@@ -1,7 +1,7 @@
 """Which device trains and how fast: the device in words, the tf.distribute
 strategy of --strategy, the precisions of --precision, and the speed
 settings each device type uses by default (measured with python -m
-common.bench; README.md, "Speed")."""
+common.bench; docs/speed.md)."""
 import os
 
 import tensorflow as tf
@@ -9,7 +9,7 @@ import tensorflow as tf
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 # The fastest settings measured per device type that train the same model
-# (same batch, same loss curves); README.md, "Speed", has the figures. On
+# (same batch, same loss curves); docs/speed.md has the figures. On
 # the CPU: bf16 where the CPU has bfloat16 instructions (24-43% faster
 # DCGAN epochs, 20% faster VAE epochs than fp32; emulated bf16 would be
 # slower), 25 steps a call (the VAE's short steps: 17%), no XLA (2x

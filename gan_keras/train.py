@@ -6,7 +6,7 @@ tutorial's DCGAN for 2000 epochs:
 The other reports' GANs: --model mlp_gan --preset report001|report003|report004,
 --model dcgan --preset report001|report004 (the second DCGAN form),
 --model infogan, --model vaegan; --loss bce|lsgan|wgan-gp for any of them.
-Outputs go to outputs/<model>[_<preset>][_<loss>] (see README.md); running
+Outputs go to outputs/<model>[_<preset>][_<loss>] (see docs/outputs.md); running
 the same command again resumes the run."""
 import sys
 from pathlib import Path

@@ -5,7 +5,7 @@ tutorial's convolutional VAE for 1000 epochs:
 
 The other reports' VAEs: --model mlp_vae --preset report001|report003|report004,
 --model cvae (conditional on the digit, report 001). Outputs go to
-outputs/<model>[_<preset>] (see README.md); running the same command again
+outputs/<model>[_<preset>] (see docs/outputs.md); running the same command again
 resumes the run."""
 import sys
 from pathlib import Path
@@ -21,7 +21,7 @@ MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's scr
 
 def make_parser():
     # fp32 by default: in bf16 the conv VAE's test ELBO lagged fp32's by 5.6
-    # nats after 6 epochs (README.md, "Speed")
+    # nats after 6 epochs (docs/speed.md, "Same model, same curves?")
     parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
                              presets=PRESETS, fp32_models=MODELS)
     add = parser.add_argument

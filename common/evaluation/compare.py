@@ -283,11 +283,16 @@ def write_report(loaded, out):
     return out / "report.md"
 
 
-def main(argv=None):
+def make_parser():
     parser = Parser(prog="python -m common.evaluation.compare", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories written by train.py")
     parser.add_argument("--out", default="outputs/comparison", help="where to write the report")
     add_options(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     try:
         datasets = {runs.check(path)["args"]["dataset"] for path in runs.expand(args.run_dirs)}

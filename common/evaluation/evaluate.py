@@ -209,10 +209,15 @@ def options(args):
             "classifier_dir": args.classifier_dir}
 
 
-def main(argv=None):
+def make_parser():
     parser = Parser(prog="python -m common.evaluation.evaluate", description=__doc__)
     parser.add_argument("run_dir", help="a run directory written by a train.py")
     add_options(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     try:
         runs.check(args.run_dir)

@@ -19,11 +19,16 @@ from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
 
 
-def main(argv=None):
+def make_parser():
     parser = Parser(prog="python -m common.experiments labels", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories written by train.py")
     parser.add_argument("--out", default="outputs/labels", help="where to write")
     add_options(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     try:
         paths = runs.expand(args.run_dirs)

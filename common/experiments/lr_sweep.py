@@ -28,6 +28,7 @@ from common.experiments.seeds import refuse, training_run
 from common.rundir import RunDir
 
 RATES = (0.00015, 0.0003, 0.0006)  # report 002, table 1
+SET_BY_THE_SWEEP = ("--lr", "--out")  # and --seed, with --seeds
 MEASURED = ("seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb",
             "metrics_epoch", "metrics_seconds", "metrics_samples")  # not compared across rates
 
@@ -53,7 +54,7 @@ def main(argv=None):
     try:
         sweep.check_options(args)
         script = runs.script_for(args.model)
-        refuse(training, ["--lr", "--out"] + (["--seed"] if args.seeds else []))
+        refuse(training, [*SET_BY_THE_SWEEP] + (["--seed"] if args.seeds else []))
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")
