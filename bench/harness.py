@@ -14,8 +14,8 @@ from common.atomic import atomic_write  # noqa: E402
 from common.rundir import RunDir  # noqa: E402
 
 
-def arguments(doc, epochs):
-    """The reference loop's options; `epochs` is its tutorial's default."""
+def make_parser(doc, epochs):
+    """The reference loops' options; `epochs` is the tutorial's default."""
     parser = argparse.ArgumentParser(description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
@@ -28,7 +28,7 @@ def arguments(doc, epochs):
                         help="export each epoch's samples, picture and time into this folder")
     parser.add_argument("--sample-count", type=int, default=10_000,
                         help="samples exported per epoch")
-    return parser.parse_args()
+    return parser
 
 
 def mnist(args):

@@ -16,9 +16,9 @@ epoch's time and test ELBO (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, arguments, mnist
+from harness import Export, make_parser, mnist
 
-args = arguments(__doc__, epochs=10)
+args = make_parser(__doc__, epochs=10).parse_args()
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 

@@ -15,9 +15,9 @@ noise, and the epoch's time (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, arguments, mnist
+from harness import Export, make_parser, mnist
 
-args = arguments(__doc__, epochs=50)
+args = make_parser(__doc__, epochs=50).parse_args()
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 from tensorflow.keras import layers  # noqa: E402

@@ -1,7 +1,7 @@
 """The DCGANs of the reports (after Radford et al. 2016): report 000's, the
-TensorFlow DCGAN tutorial's (SPEC.md "DCGAN"), and the second form of
-reports 001 and 004 (SPEC.md "DCGAN, second form": 4x4 transposed
-convolutions). Their hyperparameters are in presets.py."""
+TensorFlow DCGAN tutorial's (its section 4.1), and the second form of
+reports 001 and 004 (4x4 transposed convolutions). Their hyperparameters
+are in presets.py."""
 import keras
 from keras import layers
 

@@ -1,5 +1,5 @@
 """InfoGAN (Chen et al. 2016) as report 004 trained it on MNIST and
-Fashion-MNIST (SPEC.md "InfoGAN"): the generator's input is 62 noise values,
+Fashion-MNIST: the generator's input is 62 noise values,
 a 10-way categorical code and 2 continuous codes; a Q head on the
 discriminator's body predicts the codes from the image, and the variational
 bound on their mutual information with it (weight 1) joins both networks'

@@ -1,5 +1,5 @@
-"""The fully connected GANs of reports 001, 003 and 004 (SPEC.md "MLP GAN"):
-one pair of builders, each report's widths and activations a preset. Their
+"""The fully connected GANs of reports 001, 003 and 004 (docs/models.md,
+"Every GAN of the reports"): one pair of builders, each report's widths and activations a preset. Their
 hyperparameters are in presets.py."""
 import functools
 

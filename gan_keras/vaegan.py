@@ -1,7 +1,7 @@
-"""VAE-GAN (Larsen et al. 2016) as report 002 trained it (SPEC.md "VAE-GAN"):
-an encoder, a decoder that is also the generator, and a discriminator whose
-hidden layer Dis_l measures the reconstruction error in place of pixels;
-Adam instead of the paper's RMSprop. The networks follow the paper's
+"""VAE-GAN (Larsen et al. 2016) as report 002 trained it: an encoder, a
+decoder that is also the generator, and a discriminator whose hidden layer
+Dis_l measures the reconstruction error in place of pixels; Adam instead of
+the paper's RMSprop. The networks follow the paper's
 (section 4, appendix) at MNIST's 28x28."""
 import keras
 import numpy as np

@@ -13,27 +13,26 @@ this process, without running anything:
   make_parser(); the sweeps that pass their other arguments to a train.py
   (seeds, lr-sweep) have those checked by the train.py's parser too, and
   the bench's --model and each --variant likewise;
-- python bench/ref_*.py ARGS: the parser the reference loop builds at its
-  top (read from its source: importing it would train).
+- python bench/ref_*.py ARGS: the reference loops' parser,
+  bench/harness.py's (importing a loop would train).
 
 Placeholders such as RUN_DIR or DIR are fine: they are positional values
 or option values. Other commands (python -m venv, pip, pytest, tensorboard,
 git) are not ours and are skipped."""
-import argparse
-import ast
 import contextlib
 import importlib
+import importlib.util
 import io
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from common import arguments, runs
 from common.errors import UsageError
 from common.experiments import EXPERIMENTS
-from conftest import ROOT
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OURS = ("common", "gan_keras", "vae_keras", "bench")  # the packages whose commands are checked
@@ -146,19 +145,14 @@ def check_training(model, argv):
 
 
 def reference_parser(path):
-    """The argparse parser a bench/ref_*.py script builds at its top, built
-    from its source without running the rest (which trains)."""
-    tree = ast.parse(path.read_text())
-    kept = [node for node in tree.body
-            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets]
-                == ["parser"])
-            or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                and ast.unparse(node.value.func) == "parser.add_argument")]
-    if not kept:
-        raise Rejected(f"{path.relative_to(ROOT)} builds no `parser` that this test can read")
-    namespace = {"argparse": argparse, "Path": Path, "__doc__": ast.get_docstring(tree)}
-    exec(compile(ast.Module(body=kept, type_ignores=[]), str(path), "exec"), namespace)
-    return namespace["parser"]
+    """The parser of a bench/ref_*.py script: bench/harness.py's, which the
+    reference loops use (importing the script itself would train)."""
+    if "from harness import" not in path.read_text():
+        raise Rejected(f"{path.relative_to(ROOT)} does not take its options from bench/harness.py")
+    spec = importlib.util.spec_from_file_location("harness", ROOT / "bench" / "harness.py")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    return harness.make_parser(path.name, epochs=1)
 
 
 def check_module(module_name, argv):

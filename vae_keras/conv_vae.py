@@ -1,5 +1,5 @@
-"""The convolutional VAE of report 000 (SPEC.md "conv VAE"): the TensorFlow
-CVAE tutorial's encoder and decoder, a 2-D latent space by default, trained
+"""The convolutional VAE of report 000 (section 4.2): the TensorFlow CVAE
+tutorial's encoder and decoder, a 2-D latent space by default, trained
 on binarized MNIST with Adam(1e-4) and batch 32."""
 import keras
 from keras import layers

@@ -1,6 +1,6 @@
-"""The fully connected VAEs of reports 001, 003 and 004 (SPEC.md "MLP VAE"):
-one pair of builders, each report's widths a preset; and the conditional
-VAE of report 001 (SPEC.md "Conditional VAE"), the same networks with a
+"""The fully connected VAEs of reports 001, 003 and 004 (docs/models.md,
+"Every VAE of the reports"): one pair of builders, each report's widths a
+preset; and the conditional VAE of report 001, the same networks with a
 one-hot label joined to the encoder's input and to z. Their
 hyperparameters are in presets.py."""
 import functools
