@@ -1,6 +1,6 @@
 """The fully connected GANs of reports 001, 003 and 004 (docs/models.md,
-"Every GAN of the reports"): one pair of builders, each report's widths and activations a preset. Their
-hyperparameters are in presets.py."""
+"Every GAN of the reports"): one pair of builders, each report's widths and
+activations a preset. Their hyperparameters are in presets.py."""
 import functools
 
 import keras
