@@ -163,7 +163,7 @@ def write_index(directory):
         if (child / "config.json").exists():
             try:
                 cards.append({**_summary_of(RunDir(child)), "href": href})
-            except (UsageError, OSError, ValueError):
+            except (UsageError, OSError, ValueError, KeyError):
                 continue  # unreadable: not a run to show
         elif (child / "report.html").exists():
             reports.append({"name": child.name, "href": f"{href}/report.html"})
