@@ -25,7 +25,7 @@ RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
 # nothing else.
 OWNED = ("config.json", "history.csv", "metrics.csv", "evaluation.json", "images",
          "checkpoints", "logs", "progress.gif", "losses.png", "timing.png",
-         "latent_manifold.png", "latent_scatter.png")
+         "latent_manifold.png", "latent_scatter.png", "index.html", "index-data.js")
 
 
 class RunDir:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import tensorflow as tf
 
-from common import devices, feeding, images
+from common import devices, feeding, images, pages
 
 KEEP_CHECKPOINTS = 3
 
@@ -52,6 +52,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
                            on_device=data_on_device)
     run_steps = _stepper(model.train_step, strategy, jit)
+    page = pages.RunPage(run, model.plots)
 
     if start >= epochs:
         print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
@@ -74,6 +75,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         row["images_per_sec"] = len(data.train_images) / row["seconds"]
         row.update(devices.memory_mb())
         history.append(row)
+        page.update(history)  # first: a kill between the two leaves the page ahead, not behind
         run.write_table("history", history, columns)
         _log(writer, row, pictures.get("image"))
         print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
@@ -90,6 +92,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     writer.close()
     if history:
         _finish(run, model, history)
+    page.finish(history)
 
 
 def restore(model, run):

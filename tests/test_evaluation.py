@@ -256,6 +256,11 @@ def test_compare_command(runs_dir, tmp_path):
                    "pictures.png"):
         assert (out / figure).stat().st_size > 1000
         assert f"]({figure})" in report
+    # and report.html, the same runs side by side in a browser (tests/test_pages.py)
+    page_data = (out / "report-data.js").read_text()
+    assert (out / "report.html").exists() and page_data.startswith("pageData(")
+    assert [run["name"] for run in json.loads(page_data[len("pageData("):-3])["runs"]] == [
+        "dcgan", "conv_vae"]
 
 
 def _run(name, group, seed_, fd_by_epoch):

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from common import images, runs
+from common import images, pages, runs
 from common.arguments import Parser
 from common.atomic import atomic_write
 from common.errors import UsageError
@@ -280,6 +280,7 @@ def write_report(loaded, out):
         *[f"- `{run['name']}`: `{run['path']}`" for run in loaded], ""]
     with atomic_write(out / "report.md", "w") as f:
         f.write("\n".join(lines))
+    pages.write_report(loaded, out)
     return out / "report.md"
 
 
