@@ -34,6 +34,17 @@ def test_seeds_trains_one_configuration_per_seed_and_resumes(synthetic_mnist, tm
     printed = capfd.readouterr().out
     assert printed.count("Resuming") == 2 and "Time for epoch 1 " not in printed
 
+    # compare takes the sweep's directory for its runs: one group of two seeds
+    from common.evaluation import compare
+
+    assert compare.main([str(out), "--out", str(tmp_path / "comparison"), "--iw-samples", "2",
+                         "--iw-images", "4", "--classifier-dir",
+                         str(tmp_path / "classifier")]) == 0
+    report = (tmp_path / "comparison" / "report.md").read_text()
+    assert "| seeds | mlp_vae | 2 | 3 |" in report
+    assert "| seed_3 | seeds | 3 |" in report and "| seed_4 | seeds | 4 |" in report
+    assert (tmp_path / "comparison" / "report.html").exists()
+
 
 def test_the_default_sweep_directory_is_named_after_the_run(synthetic_mnist, tmp_path):
     assert seeds.main(["--model", "mlp_gan", "--preset", "report001", "--seeds", "1",
