@@ -6,10 +6,12 @@ run into the training loop."""
 import argparse
 import contextlib
 import datetime
+import errno
 import json
 import os
 import platform
 import random
+import shutil
 import sys
 from importlib import metadata
 
@@ -189,9 +191,32 @@ def main(parser, build, argv=None):
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
         return 130
+    except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{parser.prog}: error: {_disk_full(error, run)}", file=sys.stderr)
+        return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        run.close()
     return 0
+
+
+def _disk_full(error, run):
+    """The line for a full disk: the file, the space free and needed."""
+    needed = run.checkpoint_bytes()
+    return (f"no space left on the device for {error.filename} "
+            f"({_mb(shutil.disk_usage(run.path).free)} free"
+            + (f"; a checkpoint of this run needs {_mb(needed)}" if needed else "")
+            + "); free some space, then run the same command again to resume from the last "
+              "checkpoint")
+
+
+def _mb(size):
+    return f"{size / 2**20:.1f} MB"
 
 
 def _versions():
