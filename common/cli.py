@@ -2,7 +2,9 @@
 main(), which checks the arguments, the run directory and the data before
 TensorFlow starts (its start-up takes seconds and writes to stderr), errors
 as one line with exit status 2, then wires the model, the evaluator and the
-run into the training loop."""
+run into the training loop. A run that stops early says why in one line
+too, with its exit status: 2 bad input or a full disk, 3 diverged, 130
+interrupted, 143 terminated (docs/reliability.md)."""
 import argparse
 import contextlib
 import datetime
@@ -17,7 +19,7 @@ from importlib import metadata
 
 from common import arguments, data
 from common.arguments import Parser, non_negative_int, positive_int, seed
-from common.errors import UsageError
+from common.errors import Diverged, Terminated, UsageError
 from common.rundir import RunDir
 
 
@@ -60,6 +62,10 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
         help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+    add("--on-nonfinite", choices=("stop", "rollback"), default="stop",
+        help="when a loss or a weight becomes NaN or infinite: stop with exit status 3, the "
+             "last checkpoints kept; or go back to the last checkpoint at half the learning "
+             "rate and train on (3 times at most, then stop)")
     add("--metrics-every", type=non_negative_int, default=10,
         help="score 'metrics-samples' generated images (Frechet and kernel distance, "
              "classifier score, coverage, precision, recall) into metrics.csv every K epochs "
@@ -186,7 +192,8 @@ def main(parser, build, argv=None):
                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                        evaluator=evaluator, metrics_every=args.metrics_every,
                        strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
-                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch)
+                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
+                       on_nonfinite=args.on_nonfinite)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
@@ -194,6 +201,9 @@ def main(parser, build, argv=None):
     except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except (Diverged, Terminated) as stopped:
+        print(f"{parser.prog}: {_stopped(stopped, args)}", file=sys.stderr)
+        return stopped.status
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -203,6 +213,27 @@ def main(parser, build, argv=None):
         keras.mixed_precision.set_global_policy(policy)
         run.close()
     return 0
+
+
+def _stopped(stopped, args):
+    """The line that says why a run stopped early, and what to do."""
+    if isinstance(stopped, Terminated):
+        where = (f"{stopped.step} steps into epoch {stopped.epoch + 1}" if stopped.step
+                 else f"after epoch {stopped.epoch}")
+        return (f"terminated (SIGTERM): checkpoint saved {where}; run the same command again "
+                f"to resume there")
+    tries = ["--precision fp32"] if args.precision != "fp32" else []
+    if not stopped.checkpoint:
+        resume = "there is no checkpoint yet"
+    elif args.on_nonfinite == "stop":
+        resume = f"the same command resumes from its checkpoint of epoch {stopped.checkpoint}"
+        tries.insert(0, "--on-nonfinite rollback (from there at half the learning rate)")
+    else:
+        resume = (f"after {stopped.rollbacks} rollbacks at half the learning rate, its "
+                  f"checkpoints end at epoch {stopped.checkpoint}")
+    tries.append("a fresh start (--fresh) with a lower --lr or another --seed")
+    return (f"diverged in epoch {stopped.epoch}: {stopped.what}. Nothing of epoch "
+            f"{stopped.epoch} was written and {resume}; try {', or '.join(tries)}")
 
 
 def _disk_full(error, run):
