@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from common.atomic import atomic_write, check_writable, remove_leftovers
@@ -59,7 +60,7 @@ class RunDir:
         run = cls(path)
         run._check_writable()
         if (run.path / LOCK).exists():  # fail now if it is in use; start() takes the lock
-            run._lock().close()
+            run._lock(warn=False).close()
         old = run.config_seen = run.read_config()
         if (old is None and not fresh and run.path.exists()
                 and any(p.name != LOCK for p in run.path.iterdir())):
@@ -126,9 +127,11 @@ class RunDir:
             self.lock.close()
             self.lock = None
 
-    def _lock(self):
+    def _lock(self, warn=True):
         """The lock file, open and locked by this process; a UsageError
-        naming the process that holds it if another does."""
+        naming the process that holds it if another does. On a file system
+        that has no locks (Lustre without -o flock, NFS without its lock
+        daemon) it is open but unlocked, with a warning."""
         lock = open(self.path / LOCK, "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -136,6 +139,10 @@ class RunDir:
             lock.close()
             raise UsageError(f"{self.path} is in use by {_holder(self.path / LOCK)}; "
                              f"wait for it to end, or stop it") from None
+        except OSError as error:
+            if warn:
+                print(f"warning: {self.path} cannot be locked ({error.strerror}): nothing "
+                      f"keeps a second process from training into it", file=sys.stderr)
         return lock
 
     def read_config(self):
