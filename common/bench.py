@@ -169,7 +169,10 @@ def growth(result, out):
     early = statistics.median(outside[9:19])
     late = statistics.median(outside[-11:-1])
     print(f"\nseconds outside the train steps, median: epochs 10-19 {early:.4f} s, epochs "
-          f"{epochs - 10}-{epochs - 1} {late:.4f} s ({100 * (late / early - 1):+.1f}%)")
+          f"{epochs - 10}-{epochs - 1} {late:.4f} s ({100 * (late / early - 1):+.1f}%); by "
+          f"tenths of the run: " + ", ".join(
+              f"{statistics.median(outside[i * epochs // 10:(i + 1) * epochs // 10]):.4f}"
+              for i in range(10)))
     sizes = {name: _disk(out / name) for name in ("images", "logs", "history.csv",
                                                  "metrics.csv", "checkpoints")}
     growing = sum(size for name, size in sizes.items() if name != "checkpoints")
@@ -178,7 +181,7 @@ def growth(result, out):
     print("disk per epoch: " + ", ".join(f"{name} {size / epochs / 2**10:.1f} KB"
                                            for name, size in sizes.items()
                                            if name != "checkpoints")
-          + f"; {growing / epochs / 2**10:.1f} KB in all, {2000 * growing / epochs / 2**30:.2f} GB "
+          + f"; {growing / epochs / 2**10:.1f} KB in all, {2000 * growing / epochs / 2**20:.0f} MB "
             f"at 2000 epochs, plus {sizes['checkpoints'] / 2**20:.0f} MB of checkpoints")
     rows = RunDir(out).read_table("history")
     columns = tuple(rows[0])
