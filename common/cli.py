@@ -14,7 +14,9 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sys
+import threading
 from importlib import metadata
 
 from common import arguments, data
@@ -175,6 +177,8 @@ def main(parser, build, argv=None):
     # (lr-sweep) gets the policy back as it was
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
+    terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
+    sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set())
     try:
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
@@ -193,7 +197,7 @@ def main(parser, build, argv=None):
                        evaluator=evaluator, metrics_every=args.metrics_every,
                        strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
                        data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
-                       on_nonfinite=args.on_nonfinite)
+                       on_nonfinite=args.on_nonfinite, terminate=terminate)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
@@ -211,6 +215,7 @@ def main(parser, build, argv=None):
         return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        signal.signal(signal.SIGTERM, sigterm)
         run.close()
     return 0
 

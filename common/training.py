@@ -8,9 +8,7 @@ import contextlib
 import errno
 import math
 import re
-import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +24,8 @@ MAX_ROLLBACKS = 3  # --on-nonfinite rollback: after these, the run stops as with
 
 def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoint_every=1,
           eval_every=1, evaluator=None, metrics_every=0, strategy=None, steps_per_call=1,
-          jit=False, data_on_device=False, profile_epoch=0, on_nonfinite="stop"):
+          jit=False, data_on_device=False, profile_epoch=0, on_nonfinite="stop",
+          terminate=None):
     """Train `model` up to epoch `epochs`, resuming from the run's newest
     checkpoint that restores (see _Checkpoints). Each epoch appends a row to
     history.csv (written before the checkpoint, and trimmed back to it on
@@ -48,9 +47,10 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     summed and the weights it left are finite. When they are not, nothing
     of the epoch is written and the run stops (Diverged), or, with
     `on_nonfinite` "rollback", goes back to its newest checkpoint at half
-    the learning rates, MAX_ROLLBACKS times at most. SIGTERM saves a
-    checkpoint at the next step boundary and stops (Terminated); the run
-    then resumes inside the epoch. events.csv records each of these."""
+    the learning rates, MAX_ROLLBACKS times at most. Once `terminate` is
+    set (SIGTERM), the run saves a checkpoint at the next step boundary and
+    stops (Terminated); it then resumes inside the epoch (see
+    _termination_notice). events.csv records each of these."""
     checkpoints = _Checkpoints(model, run)
     start = checkpoints.restore(owner=True)
     inside = int(checkpoints.progress.step)  # steps of epoch start + 1 done already
@@ -73,51 +73,50 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
 
     if start >= epochs:
         print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
+    notice = _termination_notice(strategy, run, checkpoints, terminate)
     epoch = start
-    with _termination_notices(strategy, run, checkpoints) as notice:
-        while epoch < epochs:
-            epoch += 1
-            last = epoch == epochs
-            began = time.perf_counter() - float(checkpoints.progress.seconds)
+    while epoch < epochs:
+        epoch += 1
+        last = epoch == epochs
+        began = time.perf_counter() - float(checkpoints.progress.seconds)
 
-            def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
-                scorer.flush()
-                checkpoints.progress.seconds.assign(time.perf_counter() - began)
-                checkpoints.save(epoch - 1)
+        def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
+            scorer.flush()
+            checkpoints.progress.seconds.assign(time.perf_counter() - began)
+            checkpoints.save(epoch - 1)
 
-            try:
-                with (tf.profiler.experimental.Profile(str(run.logs)) if epoch == profile_epoch
-                      else contextlib.nullcontext()):
-                    row = {"epoch": epoch, **_run_epoch(
-                        run_steps, batches.epoch(epoch, skip=int(checkpoints.progress.step)),
-                        batches.steps, steps_per_call, checkpoints.progress,
-                        lambda: notice(save))}
-            except _NonFinite as found:
-                epoch = _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer)
-                history = run.read_table("history")
-                continue
-            row["train_seconds"] = time.perf_counter() - began
-            checkpoints.progress.reset()
-            if epoch % eval_every == 0 or last:
-                row.update(model.evaluate())
-            pictures = _pictures(model) if epoch % save_every == 0 or last else {}
-            for name, picture in pictures.items():
-                images.save_png(picture, run.image_path(epoch, name))
-            row["seconds"] = time.perf_counter() - began
-            row["images_per_sec"] = len(data.train_images) / row["seconds"]
-            row.update(devices.memory_mb())
-            history.append(row)
-            run.write_table("history", history, columns)
-            _log(writer, row, pictures.get("image"))
-            print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
-                  f"({row['images_per_sec']:.0f} images/sec)  "
-                  + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
-                  flush=True)
-            if evaluator is not None and (epoch % metrics_every == 0 or last):
-                scorer.submit(model, epoch)
-            scorer.flush(before=math.inf if last else epoch)
-            if epoch % checkpoint_every == 0 or last:
-                checkpoints.save(epoch)
+        try:
+            with (tf.profiler.experimental.Profile(str(run.logs)) if epoch == profile_epoch
+                  else contextlib.nullcontext()):
+                row = {"epoch": epoch, **_run_epoch(
+                    run_steps, batches.epoch(epoch, skip=int(checkpoints.progress.step)),
+                    batches.steps, steps_per_call, checkpoints.progress, lambda: notice(save))}
+                row["train_seconds"] = time.perf_counter() - began
+        except _NonFinite as found:
+            epoch = _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer)
+            history = run.read_table("history")
+            continue
+        checkpoints.progress.reset()
+        if epoch % eval_every == 0 or last:
+            row.update(model.evaluate())
+        pictures = _pictures(model) if epoch % save_every == 0 or last else {}
+        for name, picture in pictures.items():
+            images.save_png(picture, run.image_path(epoch, name))
+        row["seconds"] = time.perf_counter() - began
+        row["images_per_sec"] = len(data.train_images) / row["seconds"]
+        row.update(devices.memory_mb())
+        history.append(row)
+        run.write_table("history", history, columns)
+        _log(writer, row, pictures.get("image"))
+        print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
+              f"({row['images_per_sec']:.0f} images/sec)  "
+              + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
+              flush=True)
+        if evaluator is not None and (epoch % metrics_every == 0 or last):
+            scorer.submit(model, epoch)
+        scorer.flush(before=math.inf if last else epoch)
+        if epoch % checkpoint_every == 0 or last:
+            checkpoints.save(epoch)
     scorer.close()
     writer.close()
     if history:
@@ -266,15 +265,15 @@ def _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer):
     return restored
 
 
-@contextlib.contextmanager
-def _termination_notices(strategy, run, checkpoints):
-    """notice(save), for the loop to call at every step boundary: once
-    SIGTERM has come (a scheduler's or a spot machine's notice, before its
-    grace period ends), it calls save() and raises Terminated. A
-    multi-worker run uses TensorFlow's PreemptionCheckpointHandler, which
-    has every worker save at the same step (saving is a collective
-    operation there); one process, a signal handler of its own (the
-    handler ignores SIGTERM on a Google Cloud CPU machine)."""
+def _termination_notice(strategy, run, checkpoints, terminate):
+    """notice(save), for the loop to call at every step boundary: once the
+    run is to end (SIGTERM: a scheduler's or a spot machine's notice, before
+    its grace period ends), it calls save() and raises Terminated. One
+    process ends when `terminate`, a threading.Event, is set (cli.main sets
+    it on SIGTERM). A multi-worker run uses TensorFlow's
+    PreemptionCheckpointHandler instead, which watches for SIGTERM itself
+    and has every worker save at the same step (saving is a collective
+    operation there)."""
     def stop():
         epoch, step = checkpoints.saved
         run.log_event(epoch + 1 if step else epoch, "terminated",
@@ -291,20 +290,14 @@ def _termination_notices(strategy, run, checkpoints):
                                        max_to_keep=1),
             termination_config=tf.distribute.experimental.TerminationConfig(
                 exit_fn=stop, save_fn=lambda save: save()))
-        yield handler.save_checkpoint_if_preempted
-        return
-    received = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
+        return handler.save_checkpoint_if_preempted
 
     def notice(save):
-        if received.is_set():
+        if terminate is not None and terminate.is_set():
             save()
             stop()
 
-    try:
-        yield notice
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return notice
 
 
 def _reason(error):
