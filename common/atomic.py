@@ -13,7 +13,8 @@ TEMPORARY = ".tmp-"  # .<name>.tmp-<pid>: a file being written, or left by a kil
 def atomic_write(path, mode="wb"):
     """Open a temporary file beside `path`; on success, flush it to disk and
     rename it to `path`. On an exception the temporary file is removed and
-    `path` is untouched."""
+    `path` is untouched; an OSError (a full disk: ENOSPC) names `path`, the
+    file the user knows, rather than its temporary."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TEMPORARY}{os.getpid()}")
     try:
@@ -22,6 +23,9 @@ def atomic_write(path, mode="wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        error.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

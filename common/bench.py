@@ -15,7 +15,15 @@ reference times them, then the whole epoch (pictures, evaluation, history,
 checkpoint: everything from one epoch's line to the next). The summary
 gives the median after the first (warm-up) epoch, images per second, the
 process's peak host memory, the device's peak memory, and the host memory
-of the first and last epochs (a long run's must stay flat)."""
+of the first and last epochs (a long run's must stay flat).
+
+--growth measures a long run instead, no reference: whether what an epoch
+does besides its train steps costs more as epochs accumulate, and the disk
+a run fills per epoch (docs/reliability.md has the figures):
+
+    python -m common.bench --growth --model dcgan --images 64 --epochs 500 \
+        --variant "--batch-size 64 --metrics-every 50"
+"""
 import argparse
 import csv
 import datetime
@@ -34,6 +42,7 @@ from common import runs
 from common.arguments import Parser, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
+from common.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tutorial loop of each model that has one; any other --reference may be given.
@@ -59,6 +68,10 @@ def make_parser():
     parser.add_argument("--repeats", type=positive_int, default=1,
                         help="run the reference and every variant this many times, in turn "
                              "(the machines are noisy: interleaving evens it out)")
+    parser.add_argument("--growth", action="store_true",
+                        help="no reference: the seconds outside the train steps at epochs "
+                             "10-19 against the last ten, and the disk used per epoch "
+                             "(at least 40 --epochs)")
     parser.add_argument("--suite", action="store_true",
                         help="measure every row of the speed tables instead: for the DCGAN "
                              "and the conv VAE, the reference, our defaults and each option of "
@@ -75,7 +88,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.suite:
         return suite(args)
-    if args.reference is None:
+    if args.growth and args.epochs < 40:
+        parser.error("--growth compares epochs 10-19 with the last ten: give --epochs 40 or more")
+    if args.growth:
+        args.reference = None
+    elif args.reference is None:
         args.reference = REFERENCES.get(args.model)
     elif args.reference == "none":
         args.reference = None
@@ -86,8 +103,9 @@ def main(argv=None):
     except UsageError as error:
         parser.error(str(error))
     results = measure(args, script, args.variant or [""])
-    print(f"\n{args.images} images, {args.epochs} epochs, median after the first epoch:")
-    print_table(summary(results, args.images))
+    if not args.growth:
+        print(f"\n{args.images} images, {args.epochs} epochs, median after the first epoch:")
+        print_table(summary(results, args.images))
     return 0
 
 
@@ -108,6 +126,8 @@ def measure(args, script, variants):
                 out = Path(scratch) / f"run{i}_{repeat}"
                 results.setdefault(name, []).append(
                     run(name, ours(args, script, variant, out), out))
+                if args.growth:
+                    growth(results[name][-1], out)
     return results
 
 
@@ -226,6 +246,51 @@ def run(name, command, out=None):
         for epoch, (train, whole) in enumerate(zip(result["train"], result["whole"]), 1):
             print(f"epoch {epoch} {train:.3f} s (whole epoch {whole:.3f} s)", flush=True)
     return result
+
+
+def growth(result, out):
+    """Print the seconds outside the train steps (everything from one
+    epoch's line to the next but the steps: picture, history, TensorBoard,
+    checkpoint) at epochs 10-19 and at the last ten but the last one
+    (which also scores and draws the run's figures), the run's disk per
+    epoch and at 2000 epochs, and the cost of rewriting history.csv whole
+    at its size now and at 2000 rows."""
+    outside = [whole - train for whole, train in zip(result["whole"], result["train"])]
+    epochs = len(outside)
+    early = statistics.median(outside[9:19])
+    late = statistics.median(outside[-11:-1])
+    print(f"\nseconds outside the train steps, median: epochs 10-19 {early:.4f} s, epochs "
+          f"{epochs - 10}-{epochs - 1} {late:.4f} s ({100 * (late / early - 1):+.1f}%); by "
+          f"tenths of the run: " + ", ".join(
+              f"{statistics.median(outside[i * epochs // 10:(i + 1) * epochs // 10]):.4f}"
+              for i in range(10)))
+    sizes = {name: _disk(out / name) for name in ("images", "logs", "history.csv",
+                                                 "metrics.csv", "checkpoints")}
+    growing = sum(size for name, size in sizes.items() if name != "checkpoints")
+    print("disk: " + ", ".join(f"{name} {size / 2**20:.2f} MB" for name, size in sizes.items())
+          + " (checkpoints: the last 3, whatever the epochs)")
+    print("disk per epoch: " + ", ".join(f"{name} {size / epochs / 2**10:.1f} KB"
+                                           for name, size in sizes.items()
+                                           if name != "checkpoints")
+          + f"; {growing / epochs / 2**10:.1f} KB in all, {2000 * growing / epochs / 2**20:.0f} MB "
+            f"at 2000 epochs, plus {sizes['checkpoints'] / 2**20:.0f} MB of checkpoints")
+    rows = RunDir(out).read_table("history")
+    columns = tuple(rows[0])
+    with tempfile.TemporaryDirectory() as scratch:
+        for count in (len(rows), 2000):
+            table = [{**rows[i % len(rows)], "epoch": i + 1} for i in range(count)]
+            began = time.perf_counter()
+            for _ in range(20):
+                RunDir(scratch).write_table("history", table, columns)
+            print(f"history.csv rewritten whole at {count} rows: "
+                  f"{(time.perf_counter() - began) / 20 * 1000:.1f} ms")
+
+
+def _disk(path):
+    """Bytes of a file, or of every file below a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def summary(results, images):

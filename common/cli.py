@@ -2,20 +2,26 @@
 main(), which checks the arguments, the run directory and the data before
 TensorFlow starts (its start-up takes seconds and writes to stderr), errors
 as one line with exit status 2, then wires the model, the evaluator and the
-run into the training loop."""
+run into the training loop. A run that stops early says why in one line
+too, with its exit status: 2 bad input or a full disk, 3 diverged, 130
+interrupted, 143 terminated (docs/reliability.md)."""
 import argparse
 import contextlib
 import datetime
+import errno
 import json
 import os
 import platform
 import random
+import shutil
+import signal
 import sys
+import threading
 from importlib import metadata
 
 from common import arguments, data, quiet
 from common.arguments import Parser, non_negative_int, positive_int, seed
-from common.errors import UsageError
+from common.errors import Diverged, Terminated, UsageError
 from common.rundir import RunDir
 
 
@@ -58,6 +64,10 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
         help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+    add("--on-nonfinite", choices=("stop", "rollback"), default="stop",
+        help="when a loss or a weight becomes NaN or infinite: stop with exit status 3, the "
+             "last checkpoints kept; or go back to the last checkpoint at half the learning "
+             "rate and train on (3 times at most, then stop)")
     add("--metrics-every", type=non_negative_int, default=10,
         help="score 'metrics-samples' generated images (Frechet and kernel distance, "
              "classifier score, coverage, precision, recall) into metrics.csv every K epochs "
@@ -168,6 +178,8 @@ def main(parser, build, argv=None):
     # (lr-sweep) gets the policy back as it was
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
+    terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
+    sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set())
     try:
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
@@ -185,14 +197,63 @@ def main(parser, build, argv=None):
                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
                        evaluator=evaluator, metrics_every=args.metrics_every,
                        strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
-                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch)
+                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
+                       on_nonfinite=args.on_nonfinite, terminate=terminate)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
         return 130
+    except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except (Diverged, Terminated) as stopped:
+        print(f"{parser.prog}: {_stopped(stopped, args)}", file=sys.stderr)
+        return stopped.status
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"{parser.prog}: error: {_disk_full(error, run)}", file=sys.stderr)
+        return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
+        signal.signal(signal.SIGTERM, sigterm)
+        run.close()
     return 0
+
+
+def _stopped(stopped, args):
+    """The line that says why a run stopped early, and what to do."""
+    if isinstance(stopped, Terminated):
+        where = (f"{stopped.step} steps into epoch {stopped.epoch + 1}" if stopped.step
+                 else f"after epoch {stopped.epoch}")
+        return (f"terminated (SIGTERM): checkpoint saved {where}; run the same command again "
+                f"to resume there")
+    tries = ["--precision fp32"] if args.precision != "fp32" else []
+    if not stopped.checkpoint:
+        resume = "there is no checkpoint yet"
+    elif args.on_nonfinite == "stop":
+        resume = f"the same command resumes from its checkpoint of epoch {stopped.checkpoint}"
+        tries.insert(0, "--on-nonfinite rollback (from there at half the learning rate)")
+    else:
+        resume = (f"after {stopped.rollbacks} rollbacks at half the learning rate, its "
+                  f"checkpoints end at epoch {stopped.checkpoint}")
+    tries.append("a fresh start (--fresh) with a lower --lr or another --seed")
+    return (f"diverged in epoch {stopped.epoch}: {stopped.what}. Nothing of epoch "
+            f"{stopped.epoch} was written and {resume}; try {', or '.join(tries)}")
+
+
+def _disk_full(error, run):
+    """The line for a full disk: the file, the space free and needed."""
+    needed = run.checkpoint_bytes()
+    return (f"no space left on the device for {error.filename} "
+            f"({_mb(shutil.disk_usage(run.path).free)} free"
+            + (f"; a checkpoint of this run needs {_mb(needed)}" if needed else "")
+            + "); free some space, then run the same command again to resume from the last "
+              "checkpoint")
+
+
+def _mb(size):
+    return f"{size / 2**20:.1f} MB"
 
 
 def _versions():

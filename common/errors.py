@@ -1,4 +1,5 @@
-"""The one exception a user sees as a single line: bad input they can fix."""
+"""The exceptions a user sees as a single line, and the exit status of each:
+2 bad input, 3 diverged, 143 terminated (cli.main prints them)."""
 
 
 class UsageError(Exception):
@@ -6,3 +7,28 @@ class UsageError(Exception):
 
     The scripts print it as one line on stderr and exit with status 2; it is
     raised before anything in the run directory is changed."""
+
+
+class Diverged(Exception):
+    """A loss or a weight became NaN or infinite in `epoch`: `what` says
+    which. Nothing of that epoch was written and no checkpoint of it saved:
+    the run's newest checkpoint, of epoch `checkpoint` (0: none yet), is its
+    last good state. `rollbacks`: how many times the run went back to a
+    checkpoint at half the learning rate before (--on-nonfinite rollback)."""
+
+    status = 3
+
+    def __init__(self, epoch, what, checkpoint, rollbacks):
+        super().__init__(epoch, what, checkpoint, rollbacks)
+        self.epoch, self.what, self.checkpoint, self.rollbacks = epoch, what, checkpoint, rollbacks
+
+
+class Terminated(Exception):
+    """SIGTERM: the run stopped at a step boundary, its newest checkpoint
+    the state after epoch `epoch` and `step` steps of the next."""
+
+    status = 143
+
+    def __init__(self, epoch, step):
+        super().__init__(epoch, step)
+        self.epoch, self.step = epoch, step

@@ -13,8 +13,9 @@ import tensorflow as tf
 
 def feed(data, prepare, batch_size, seed, *, strategy=None, on_device=False):
     """The feed of `data`'s training set: feed.steps batches an epoch and
-    feed.epoch(n), an iterator of (images, labels) batches that a
-    tf.function calls next() on."""
+    feed.epoch(n, skip=0), an iterator of (images, labels) batches that a
+    tf.function calls next() on, past the epoch's first `skip` batches (a
+    run resumed inside an epoch)."""
     images, labels = prepare(data.train_images), tf.cast(data.train_labels, tf.int32)
     if on_device and strategy is None:
         return OnDevice(images, labels, batch_size, seed)
@@ -34,9 +35,10 @@ class Pipeline:
         self.steps = (self.size // batch_size if strategy is not None
                       else math.ceil(self.size / batch_size))
 
-    def epoch(self, epoch):
+    def epoch(self, epoch, skip=0):
         dataset = (self.dataset.shuffle(self.size, seed=self.seed * 100_003 + epoch)
                    .batch(self.batch_size, drop_remainder=self.strategy is not None)
+                   .skip(skip)
                    .prefetch(tf.data.AUTOTUNE))
         if self.strategy is not None:
             dataset = self.strategy.experimental_distribute_dataset(dataset)
@@ -57,10 +59,10 @@ class OnDevice:
         self.order = tf.Variable(tf.range(self.size), trainable=False)
         self.position = tf.Variable(0, trainable=False)
 
-    def epoch(self, epoch):
+    def epoch(self, epoch, skip=0):
         self.order.assign(tf.random.experimental.stateless_shuffle(
             tf.range(self.size), seed=[self.seed, epoch]))
-        self.position.assign(0)
+        self.position.assign(skip * self.batch_size)
         return self
 
     def __iter__(self):

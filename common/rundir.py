@@ -1,13 +1,18 @@
 """A run directory (outputs/<model> by default): what it holds, whether a new
-command resumes it or is refused, and its history.csv and config.json, each
+command resumes it or is refused, the lock that keeps a second process out,
+and its history.csv, metrics.csv, events.csv and config.json, each
 rewritten atomically so that a killed run leaves them whole.
 
 No TensorFlow here: a run directory is checked before TensorFlow starts."""
 import csv
+import datetime
+import fcntl
 import io
 import json
 import math
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from common.atomic import atomic_write, check_writable, remove_leftovers
@@ -19,13 +24,19 @@ from common.errors import UsageError
 RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
                          "checkpoint_every", "eval_every", "metrics_every", "metrics_samples",
                          "classifier_dir", "strategy", "precision", "jit", "steps_per_call",
-                         "data_on_device", "profile_epoch"})
+                         "data_on_device", "profile_epoch", "on_nonfinite"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.
-OWNED = ("config.json", "history.csv", "metrics.csv", "evaluation.json", "images",
+OWNED = ("config.json", "history.csv", "metrics.csv", "events.csv", "evaluation.json", "images",
          "checkpoints", "logs", "progress.gif", "losses.png", "timing.png",
          "latent_manifold.png", "latent_scatter.png", "index.html", "index-data.js")
+
+# The file a training process holds an OS lock on (flock) while it writes the
+# run: the kernel releases the lock when the process ends, however it ends,
+# so the file itself is never removed and never stale.
+LOCK = ".lock"
+EVENT_COLUMNS = ("time", "epoch", "event", "detail")
 
 
 class RunDir:
@@ -37,6 +48,8 @@ class RunDir:
         self.images = self.path / "images"
         self.checkpoints = self.path / "checkpoints"
         self.logs = self.path / "logs"
+        self.lock = None  # the open lock file while this process holds the run
+        self.config_seen = None  # config.json when the run was opened
 
     @classmethod
     def open(cls, path, model, args, fresh=False):
@@ -46,8 +59,11 @@ class RunDir:
         Returns the RunDir and the config of the run found there (or None)."""
         run = cls(path)
         run._check_writable()
-        old = run.read_config()
-        if old is None and not fresh and run.path.exists() and any(run.path.iterdir()):
+        if (run.path / LOCK).exists():  # fail now if it is in use; start() takes the lock
+            run._lock(warn=False).close()
+        old = run.config_seen = run.read_config()
+        if (old is None and not fresh and run.path.exists()
+                and any(p.name != LOCK for p in run.path.iterdir())):
             raise UsageError(f"{run.path} is not empty and holds no run (no config.json); "
                              f"choose another --out, or pass --fresh to write into it")
         if old is not None and not fresh:
@@ -75,11 +91,22 @@ class RunDir:
                              f"{error.strerror or error}") from None
 
     def start(self, config, fresh=False):
-        """Begin (or resume) the run: remove the temporary files a killed
-        run left; with `fresh`, what an earlier run wrote; then write
-        config.json."""
-        if self.path.is_dir():
-            remove_leftovers(self.path)
+        """Begin (or resume) the run: take its lock (a UsageError if another
+        process holds it, or wrote a run here since `open`), remove the
+        temporary files a killed run left, ours and TensorFlow's (a
+        checkpoint's _temp folder); with `fresh`, what an earlier run wrote;
+        then write config.json. The lock is held until `close`, or until
+        the process ends."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.lock is None:
+            self.lock = self._lock()
+            if not fresh and self.read_config() != self.config_seen:
+                self.close()
+                raise UsageError(f"another process started a run in {self.path} while this "
+                                 f"command started; run it again")
+        remove_leftovers(self.path)
+        for leftover in self.checkpoints.glob("ckpt-*_temp"):
+            shutil.rmtree(leftover)
         if fresh:
             for name in OWNED:
                 target = self.path / name
@@ -92,6 +119,31 @@ class RunDir:
         with atomic_write(self.config_file, "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
             f.write("\n")
+        self.config_seen = config
+
+    def close(self):
+        """Release the run's lock."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    def _lock(self, warn=True):
+        """The lock file, open and locked by this process; a UsageError
+        naming the process that holds it if another does. On a file system
+        that has no locks (Lustre without -o flock, NFS without its lock
+        daemon) it is open but unlocked, with a warning."""
+        lock = open(self.path / LOCK, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise UsageError(f"{self.path} is in use by {_holder(self.path / LOCK)}; "
+                             f"wait for it to end, or stop it") from None
+        except OSError as error:
+            if warn:
+                print(f"warning: {self.path} cannot be locked ({error.strerror}): nothing "
+                      f"keeps a second process from training into it", file=sys.stderr)
+        return lock
 
     def read_config(self):
         if not self.config_file.exists():
@@ -115,6 +167,49 @@ class RunDir:
             return [{key: int(value) if key == "epoch" else _float(value)
                      for key, value in row.items()} for row in csv.DictReader(f)]
 
+    def trim_table(self, name, epoch):
+        """Drop the rows of `name`.csv after `epoch`, as a resumed run does
+        for the epochs it trains again; the rows kept are left as written."""
+        path = self.path / f"{name}.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if int(row[0]) <= epoch]
+        if len(kept) < len(rows):
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(kept)
+            with atomic_write(path, "w") as f:
+                f.write(text.getvalue())
+
+    def events(self):
+        """The rows of events.csv, as strings: what happened to the run
+        besides training (a rollback, a divergence, a damaged checkpoint
+        passed over, a termination)."""
+        path = self.path / "events.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def log_event(self, epoch, event, detail):
+        """Add a row to events.csv (rewritten whole: a handful of rows)."""
+        now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        rows = [*self.events(), {"time": now, "epoch": epoch, "event": event, "detail": detail}]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, EVENT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_write(self.path / "events.csv", "w") as f:
+            f.write(text.getvalue())
+
+    def checkpoint_bytes(self):
+        """The size of the run's newest checkpoint on disk (0: none)."""
+        indexes = sorted(self.checkpoints.glob("ckpt-*.index"), key=os.path.getmtime)
+        if not indexes:
+            return 0
+        return sum(p.stat().st_size for p in self.checkpoints.glob(f"{indexes[-1].stem}.*"))
+
     def write_table(self, name, rows, columns):
         """Rewrite `name`.csv with `rows`: small enough to rewrite whole each
         epoch, which keeps it whole however the process ends."""
@@ -136,6 +231,23 @@ def _differences(old, model, args):
             for key in sorted(set(stored) & set(args) - RUN_CONTROL)
             if stored[key] != args[key]
             and not (key == "seed" and args[key] is None)]  # no --seed: resume with the stored one
+
+
+def _holder(lock_file):
+    """The process holding `lock_file`'s lock, in words: its pid and command
+    line, found in Linux's /proc/locks; a process on another host (a shared
+    file system) or another OS is "another process"."""
+    stat = os.stat(lock_file)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            # "1: FLOCK  ADVISORY  WRITE 4242 fd:00:2155137 0 EOF"
+            pids = [line.split()[4] for line in f if line.split()[5:6] == [device]]
+        with open(f"/proc/{pids[0]}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (OSError, IndexError):
+        return "another process"
+    return f"process {pids[0]} ({command})"
 
 
 def _float(text):

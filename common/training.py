@@ -1,8 +1,13 @@
 """The one training loop every model shares: epochs, per-epoch timing and
 memory, history.csv, checkpoints and resume, TensorBoard, and the per-epoch
-picture. common/model.py says what a model brings to it, common/feeding.py
-how the batches reach it, common/devices.py on which devices."""
+picture; and what a long run meets on the way: non-finite losses, SIGTERM,
+a damaged checkpoint (docs/reliability.md). common/model.py says what a
+model brings to it, common/feeding.py how the batches reach it,
+common/devices.py on which devices."""
+import contextlib
+import errno
 import math
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,21 +16,24 @@ import keras
 import tensorflow as tf
 
 from common import devices, feeding, images, pages
+from common.errors import Diverged, Terminated, UsageError
 
 KEEP_CHECKPOINTS = 3
+MAX_ROLLBACKS = 3  # --on-nonfinite rollback: after these, the run stops as with stop
 
 
 def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoint_every=1,
           eval_every=1, evaluator=None, metrics_every=0, strategy=None, steps_per_call=1,
-          jit=False, data_on_device=False, profile_epoch=0):
-    """Train `model` up to epoch `epochs`, resuming from the run's latest
-    checkpoint. Each epoch appends a row to history.csv (written before the
-    checkpoint, and trimmed back to it on resume, so it holds every epoch
-    exactly once), logs to TensorBoard, writes the picture every
-    `save_every` epochs, the model's evaluation every `eval_every`, and the
-    `evaluator`'s sample-quality metrics to metrics.csv every
-    `metrics_every` (mostly while the next epochs train: see _Scorer); the
-    last epoch always does everything.
+          jit=False, data_on_device=False, profile_epoch=0, on_nonfinite="stop",
+          terminate=None):
+    """Train `model` up to epoch `epochs`, resuming from the run's newest
+    checkpoint that restores (see _Checkpoints). Each epoch appends a row to
+    history.csv (written before the checkpoint, and trimmed back to it on
+    resume, so it holds every epoch exactly once), logs to TensorBoard,
+    writes the picture every `save_every` epochs, the model's evaluation
+    every `eval_every`, and the `evaluator`'s sample-quality metrics to
+    metrics.csv every `metrics_every` (mostly while the next epochs train:
+    see _Scorer); the last epoch always does everything.
 
     Speed: `steps_per_call` train steps run inside one graph call, `jit`
     compiles the step with XLA, `data_on_device` keeps the training set on
@@ -33,39 +41,63 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     model built in its scope) splits each batch of `batch_size` across its
     replicas (see _stepper). history.csv's `seconds` is the whole epoch,
     `train_seconds` its train steps alone; epoch `profile_epoch`'s steps are
-    profiled into the run's logs/."""
-    checkpoint, manager = _checkpoint(model, run)
-    start = _restore(checkpoint, manager)
-    if start:
-        print(f"Resuming {run.path} from its checkpoint after epoch {start} "
-              f"(training to epoch {epochs})", flush=True)
-    history = [row for row in run.read_table("history") if row["epoch"] <= start]
+    profiled into the run's logs/.
+
+    What a long run meets: every graph call reports whether the losses it
+    summed and the weights it left are finite. When they are not, nothing
+    of the epoch is written and the run stops (Diverged), or, with
+    `on_nonfinite` "rollback", goes back to its newest checkpoint at half
+    the learning rates, MAX_ROLLBACKS times at most. Once `terminate` is
+    set (SIGTERM), the run saves a checkpoint at the next step boundary and
+    stops (Terminated); it then resumes inside the epoch (see
+    _termination_notice). events.csv records each of these."""
+    checkpoints = _Checkpoints(model, run)
+    start = checkpoints.restore(owner=True)
+    inside = int(checkpoints.progress.step)  # steps of epoch start + 1 done already
+    history = run.read_table("history")
     writer = tf.summary.create_file_writer(str(run.logs))
-    scores = [row for row in run.read_table("metrics") if row["epoch"] <= start]
-    scorer = _Scorer(evaluator, run, writer, scores)
-    if scorer.missing(start, metrics_every):  # killed while its statistics were computed
-        scorer.submit(model, start)
+    scorer = _Scorer(evaluator, run, writer, run.read_table("metrics"))
+    if not inside and scorer.missing(start, metrics_every):
+        scorer.submit(model, start)  # killed while its statistics were computed
         scorer.flush()
     scalars = (*model.metrics, *model.eval_metrics)
     columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
                *devices.memory_mb())
     batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
                            on_device=data_on_device)
-    run_steps = _stepper(model.train_step, strategy, jit)
+    run_steps = _stepper(model.train_step, strategy, jit, checkpoints.progress, _weights(model))
+    if checkpoints.saved:
+        print(f"Resuming {run.path} from its checkpoint after epoch {start}"
+              + (f", {inside} of {batches.steps} steps into epoch {start + 1}" if inside else "")
+              + f" (training to epoch {epochs})", flush=True)
     page = pages.RunPage(run, model.plots)
 
     if start >= epochs:
         print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
-    for epoch in range(start + 1, epochs + 1):
+    notice = _termination_notice(strategy, run, checkpoints, terminate)
+    epoch = start
+    while epoch < epochs:
+        epoch += 1
         last = epoch == epochs
-        began = time.perf_counter()
-        if epoch == profile_epoch:
-            tf.profiler.experimental.start(str(run.logs))
-        row = {"epoch": epoch, **_run_epoch(run_steps, batches.epoch(epoch), batches.steps,
-                                            steps_per_call)}
-        row["train_seconds"] = time.perf_counter() - began
-        if epoch == profile_epoch:
-            tf.profiler.experimental.stop()
+        began = time.perf_counter() - float(checkpoints.progress.seconds)
+
+        def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
+            scorer.flush()
+            checkpoints.progress.seconds.assign(time.perf_counter() - began)
+            checkpoints.save(epoch - 1)
+
+        try:
+            with (tf.profiler.experimental.Profile(str(run.logs)) if epoch == profile_epoch
+                  else contextlib.nullcontext()):
+                row = {"epoch": epoch, **_run_epoch(
+                    run_steps, batches.epoch(epoch, skip=int(checkpoints.progress.step)),
+                    batches.steps, steps_per_call, checkpoints.progress, lambda: notice(save))}
+                row["train_seconds"] = time.perf_counter() - began
+        except _NonFinite as found:
+            epoch = _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer)
+            history = run.read_table("history")
+            continue
+        checkpoints.progress.reset()
         if epoch % eval_every == 0 or last:
             row.update(model.evaluate())
         pictures = _pictures(model) if epoch % save_every == 0 or last else {}
@@ -86,8 +118,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
             scorer.submit(model, epoch)
         scorer.flush(before=math.inf if last else epoch)
         if epoch % checkpoint_every == 0 or last:
-            checkpoint.epoch.assign(epoch)
-            manager.save(checkpoint_number=epoch)
+            checkpoints.save(epoch)
     scorer.close()
     writer.close()
     if history:
@@ -96,39 +127,200 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
 
 
 def restore(model, run):
-    """Load the run's latest checkpoint into `model`; returns its epoch (0
-    when the run has none)."""
-    return _restore(*_checkpoint(model, run))
+    """Load the run's newest checkpoint that restores into `model`; returns
+    its epoch (0 when the run has none)."""
+    return _Checkpoints(model, run).restore()
 
 
-def _checkpoint(model, run):
-    """Everything a resumed run needs (networks, optimizers, RNG, epoch),
-    and the manager of the run's checkpoints.
+class _Checkpoints:
+    """The run's checkpoints: everything a resumed run needs (networks,
+    optimizers, RNG, the epoch, and how far the epoch in progress had come),
+    the last KEEP_CHECKPOINTS kept. Each is numbered by the epoch it ends,
+    or, saved inside an epoch (SIGTERM), by that epoch: the epoch's own
+    checkpoint replaces it.
 
     Keras 3 does not track the seed-generator state of Dropout layers in the
     object graph; listing every network's variables as well saves it, so a
     resumed run draws the dropout masks it would have drawn. Under fp16 the
     optimizer saved is the one inside the loss scaling, so a run may change
     --precision when it resumes (the loss scale then adapts again)."""
-    variables = {f"{name}_variables": network.variables for name, network in model.networks.items()}
-    optimizers = {name: getattr(optimizer, "inner_optimizer", optimizer)
-                  for name, optimizer in model.optimizers.items()}
-    checkpoint = tf.train.Checkpoint(epoch=tf.Variable(0, dtype=tf.int64), rng=model.rng,
-                                     **model.networks, **optimizers, **variables)
-    return checkpoint, tf.train.CheckpointManager(checkpoint, run.checkpoints,
+
+    def __init__(self, model, run):
+        variables = {f"{name}_variables": network.variables
+                     for name, network in model.networks.items()}
+        self.optimizers = {name: getattr(optimizer, "inner_optimizer", optimizer)
+                           for name, optimizer in model.optimizers.items()}
+        self.run, self.epoch = run, tf.Variable(0, dtype=tf.int64)
+        self.progress = _Progress(model.metrics)
+        self.parts = dict(epoch=self.epoch, rng=model.rng, **model.networks, **self.optimizers,
+                          **variables)
+        self.checkpoint = tf.train.Checkpoint(**self.parts, progress=self.progress)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, run.checkpoints,
                                                   max_to_keep=KEEP_CHECKPOINTS)
+        self.saved = None  # (epoch, step) of the newest checkpoint, restored or saved
+
+    def restore(self, owner=False):
+        """Restore the newest checkpoint that reads; one that does not (torn,
+        truncated, garbled) is passed over with a line on stderr saying so.
+        Returns its epoch, 0 if the run has none; a UsageError if none
+        restores. The `owner`, the process training the run, also trims
+        history.csv and metrics.csv to that epoch and logs what was passed
+        over in events.csv."""
+        damaged = []
+        for index in sorted(self.run.checkpoints.glob("ckpt-*.index"), reverse=True,
+                            key=lambda path: int(path.stem.split("-")[1])):
+            try:
+                self._read(str(index.with_suffix("")))
+            except (tf.errors.OpError, IndexError, ValueError, AssertionError) as error:
+                damaged.append(f"{index.stem} ({_reason(error)})")
+                continue
+            self.saved = (int(self.epoch), int(self.progress.step))
+            if damaged:
+                print(f"{self.run.checkpoints}: cannot restore {'; '.join(damaged)}; resuming "
+                      f"from {index.stem} (epoch {self.saved[0]})", file=sys.stderr, flush=True)
+                if owner:
+                    self.run.log_event(self.saved[0], "fallback", "; ".join(damaged))
+            break
+        else:
+            if damaged:
+                raise UsageError(f"no checkpoint in {self.run.checkpoints} can be restored: "
+                                 f"{'; '.join(damaged)}")
+        epoch = self.saved[0] if self.saved else 0
+        if owner:
+            for table in ("history", "metrics"):
+                self.run.trim_table(table, epoch)
+        return epoch
+
+    def _read(self, path):
+        if any(name.startswith("progress/") for name, _ in tf.train.list_variables(path)):
+            self.checkpoint.restore(path).assert_consumed()
+        else:  # saved before a checkpoint could fall inside an epoch: at an epoch's end
+            self.progress.reset()
+            tf.train.Checkpoint(**self.parts).restore(path).assert_consumed()
+
+    def save(self, epoch):
+        """Checkpoint the state after `epoch` and progress.step steps of the
+        next, unless that is the newest checkpoint already. A full disk
+        raises the OSError (ENOSPC) the other writers raise."""
+        step = int(self.progress.step)
+        if self.saved == (epoch, step):
+            return
+        self.epoch.assign(epoch)
+        number = epoch + 1 if step else epoch
+        try:
+            self.manager.save(checkpoint_number=number)
+        except tf.errors.ResourceExhaustedError as error:
+            raise OSError(errno.ENOSPC, _reason(error),
+                          str(self.run.checkpoints / f"ckpt-{number}")) from None
+        self.saved = (epoch, step)
 
 
-def _restore(checkpoint, manager):
-    if not manager.latest_checkpoint:
-        return 0
-    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-    return int(checkpoint.epoch)
+class _Progress(tf.Module):
+    """How far the epoch in progress has come: its steps, the sums of the
+    scalars they returned, its seconds of training. Saved in every
+    checkpoint (zero at an epoch's end), so that a run stopped inside an
+    epoch resumes inside it, with the sums it had."""
+
+    def __init__(self, names):
+        super().__init__(name="progress")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.sums = {name: tf.Variable(0.0, trainable=False) for name in names}
+
+    def add(self, steps, totals):
+        self.step.assign_add(steps)
+        for name, total in totals.items():
+            self.sums[name].assign_add(tf.cast(total, tf.float32))
+
+    def reset(self):
+        for variable in (self.step, self.seconds, *self.sums.values()):
+            variable.assign(tf.zeros_like(variable))
 
 
-def _stepper(step, strategy, jit):
+class _NonFinite(Exception):
+    """A graph call's losses or weights are not all finite; `what` says which."""
+
+    def __init__(self, what):
+        super().__init__(what)
+        self.what = what
+
+
+def _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer):
+    """After non-finite values in `epoch`: raise Diverged or, with
+    `on_nonfinite` "rollback", restore the newest checkpoint at half the
+    learning rates and return its epoch."""
+    scorer.flush()  # the earlier epochs' metrics, before the tables are trimmed
+    rollbacks = sum(row["event"] == "rollback" for row in run.events())
+    if on_nonfinite == "stop" or rollbacks >= MAX_ROLLBACKS or not checkpoints.saved:
+        run.log_event(epoch, "diverged", found.what)
+        raise Diverged(epoch, found.what, checkpoints.saved[0] if checkpoints.saved else 0,
+                       rollbacks)
+    rates = {name: float(optimizer.learning_rate) / 2  # of the rates that diverged
+             for name, optimizer in checkpoints.optimizers.items()}
+    restored = checkpoints.restore(owner=True)
+    scorer.scores = run.read_table("metrics")
+    for name, optimizer in checkpoints.optimizers.items():
+        optimizer.learning_rate = rates[name]
+    run.log_event(epoch, "rollback", f"{found.what}; back to epoch {restored}, learning rate "
+                  + ", ".join(f"{name} {rate:.4g}" for name, rate in rates.items()))
+    print(f"Epoch {epoch}: {found.what}; rolled back to the checkpoint of epoch {restored} at "
+          f"half the learning rate (rollback {rollbacks + 1} of {MAX_ROLLBACKS})", flush=True)
+    return restored
+
+
+def _termination_notice(strategy, run, checkpoints, terminate):
+    """notice(save), for the loop to call at every step boundary: once the
+    run is to end (SIGTERM: a scheduler's or a spot machine's notice, before
+    its grace period ends), it calls save() and raises Terminated. One
+    process ends when `terminate`, a threading.Event, is set (cli.main sets
+    it on SIGTERM). A multi-worker run uses TensorFlow's
+    PreemptionCheckpointHandler instead, which watches for SIGTERM itself
+    and has every worker save at the same step (saving is a collective
+    operation there)."""
+    def stop():
+        epoch, step = checkpoints.saved
+        run.log_event(epoch + 1 if step else epoch, "terminated",
+                      f"SIGTERM; checkpoint saved {step} steps into the epoch")
+        raise Terminated(epoch, step)
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # The handler decides when; the save is ours (save_fn). Its own
+        # manager keeps an empty checkpoint, in a folder never written: one
+        # of ours it would restore when created, and add a counter to.
+        handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            strategy.cluster_resolver,
+            tf.train.CheckpointManager(tf.train.Checkpoint(), run.checkpoints / "preemption",
+                                       max_to_keep=1),
+            termination_config=tf.distribute.experimental.TerminationConfig(
+                exit_fn=stop, save_fn=lambda save: save()))
+        return handler.save_checkpoint_if_preempted
+
+    def notice(save):
+        if terminate is not None and terminate.is_set():
+            save()
+            stop()
+
+    return notice
+
+
+def _reason(error):
+    """An exception in one line, without TensorFlow's graph-node prefix."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(error)).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def _weights(model):
+    """The networks' float weights (batch-norm statistics included)."""
+    return [weight for network in model.networks.values() for weight in network.weights
+            if keras.backend.is_float_dtype(weight.dtype)]
+
+
+def _stepper(step, strategy, jit, progress, weights):
     """run_steps(iterator, k): k train steps on the iterator's batches in one
-    graph call, returning the sum of each scalar the step returns. Under a
+    graph call, adding to `progress` the steps and the sum of each scalar
+    the step returns; it returns whether those sums and the `weights` after
+    the steps are all finite (the loss of a step is computed before its
+    update: a non-finite update shows in the weights first). Under a
     strategy each step runs on every replica (its share of the batch) and
     the scalars are averaged across replicas; the models divide their
     losses by the replicas (common.model.apply_gradients), as the
@@ -150,24 +342,33 @@ def _stepper(step, strategy, jit):
         for _ in tf.range(k - 1):
             outputs = step(next(iterator))
             totals = {name: totals[name] + outputs[name] for name in totals}
-        return totals
+        progress.add(k, totals)
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value))
+                              for value in (*totals.values(), *weights)])
     return run_steps
 
 
-def _run_epoch(run_steps, iterator, steps, per_call):
+def _run_epoch(run_steps, iterator, steps, per_call, progress, at_boundary):
     """The mean over the epoch's steps of each scalar the step returns,
-    `per_call` steps to a call. The sums stay on the device until the epoch
-    ends (no host synchronization inside it but the terminal's progress bar)."""
+    `per_call` steps to a call, from the step `progress` has reached (a run
+    resumed inside the epoch). The sums stay on the device until the epoch
+    ends; the host reads one flag at the end of each call, and raises
+    _NonFinite when the call's losses or weights are not all finite.
+    at_boundary() comes before each call: SIGTERM saves and stops there."""
     bar = keras.utils.Progbar(steps) if sys.stdout.isatty() else None
-    totals, done = None, 0
+    done = int(progress.step)
     while done < steps:
+        at_boundary()
         k = min(per_call, steps - done)
-        outputs = run_steps(iterator, k)
-        totals = outputs if totals is None else {n: totals[n] + outputs[n] for n in totals}
+        if not run_steps(iterator, k):
+            raise _NonFinite(", ".join(f"{name} {float(total)}"
+                                       for name, total in progress.sums.items()
+                                       if not math.isfinite(float(total)))
+                             or "a weight (the losses still finite)")
         done += k
         if bar is not None:
             bar.update(done)
-    return {name: float(total) / steps for name, total in totals.items()}
+    return {name: float(total) / steps for name, total in progress.sums.items()}
 
 
 def _pictures(model):

@@ -48,6 +48,7 @@ def test_run_directory_refuses_another_run_unless_fresh(tmp_path):
     run, stored = RunDir.open(out, "dcgan", _args())
     assert stored is None and not out.exists()  # open() writes nothing
     run.start({"model": "dcgan", "args": _args()})
+    run.close()  # the run's lock: as if its process had ended
     assert json.loads((out / "config.json").read_text())["args"]["batch_size"] == 256
 
     # run-control arguments may change; an unset seed inherits the stored one

@@ -1,0 +1,552 @@
+"""What a long run meets, and survives: a loss that becomes NaN, a second
+copy of its command, SIGTERM (preemption), a damaged newest checkpoint, a
+full disk. Each ends in one line and an exit status, with a run that
+resumes (docs/reliability.md)."""
+import errno
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import command, environment, history, run_script, tree_digest, write_mnist
+
+from common import atomic, feeding
+from common import data as data_module
+from common.errors import UsageError
+from common.rundir import RunDir
+from gan_keras import train as gan_train
+from vae_keras import train as vae_train
+
+GAN_LOSSES = ["g_loss", "d_loss", "d_real", "d_fake"]
+VAE_LOSSES = ["loss", "reconstruction", "kl", "test_elbo"]
+SCRIPTS = {"dcgan": (gan_train, GAN_LOSSES), "conv_vae": (vae_train, VAE_LOSSES)}
+
+
+def run(script, data_dir, out, *args):
+    """Train in this process on the synthetic set (256 images, batch 64: 4
+    steps an epoch, one graph call)."""
+    return script.main(["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64",
+                        "--seed", "3", "--metrics-every", "0", *map(str, args)])
+
+
+def epochs(out, table="history"):
+    path = Path(out) / f"{table}.csv"
+    return [int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]]
+
+
+def losses(out, names):
+    return np.array([[float(row[c]) for c in names] for row in history(out)])
+
+
+def checkpoint_numbers(out):
+    return sorted(int(p.stem.split("-")[1]) for p in (Path(out) / "checkpoints").glob("*.index"))
+
+
+def stored(out, name):
+    """A variable of the run's latest checkpoint, read from its files."""
+    return tf.train.load_variable(tf.train.latest_checkpoint(str(Path(out) / "checkpoints")),
+                                  f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
+
+
+def events(out):
+    return RunDir(out).events()
+
+
+def poison(script, monkeypatch, *, after_step, while_rate_above=0.0):
+    """Make `script` build models whose train step returns NaN for every
+    scalar once its first optimizer has taken `after_step` steps, while that
+    optimizer's learning rate is above `while_rate_above` times the one it
+    started with: an injected non-finite value (the weights stay finite)."""
+    build = script.build
+
+    def build_poisoned(args, data):
+        model = build(args, data)
+        step, optimizer = model.train_step, next(iter(model.optimizers.values()))
+        threshold = while_rate_above * float(optimizer.learning_rate)
+
+        @tf.function
+        def train_step(batch):
+            outputs = step(batch)
+            bad = tf.logical_and(tf.convert_to_tensor(optimizer.iterations) > after_step,
+                                 tf.convert_to_tensor(optimizer.learning_rate) > threshold)
+            return {name: tf.where(bad, tf.constant(math.nan, value.dtype), value)
+                    for name, value in outputs.items()}
+
+        model.train_step = train_step
+        return model
+
+    monkeypatch.setattr(script, "build", build_poisoned)
+
+
+def poison_a_weight(script, monkeypatch, *, at_step):
+    """Make `script` build models whose train step sets a weight of the
+    first network to NaN after optimizer step `at_step`: that step's losses
+    are still finite, the next step's are not."""
+    build = script.build
+
+    def build_poisoned(args, data):
+        model = build(args, data)
+        step, optimizer = model.train_step, next(iter(model.optimizers.values()))
+        weight = next(iter(model.networks.values())).trainable_weights[0]
+
+        @tf.function
+        def train_step(batch):
+            outputs = step(batch)
+            if tf.convert_to_tensor(optimizer.iterations) == at_step:
+                weight.assign(tf.fill(weight.shape, math.nan))
+            return outputs
+
+        model.train_step = train_step
+        return model
+
+    monkeypatch.setattr(script, "build", build_poisoned)
+
+
+# -- non-finite losses ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", SCRIPTS)
+def test_a_nan_loss_stops_the_run_before_anything_of_its_epoch_is_written(
+        model, synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """NaN from step 9 on, the first of epoch 3: exit 3 and one line naming
+    the epoch, the losses and what to try; no row, picture or checkpoint of
+    epoch 3; the same command resumes from epoch 2's checkpoint."""
+    script, names = SCRIPTS[model]
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        poison(script, patch, after_step=8)
+        assert run(script, synthetic_mnist, out, "--epochs", 4) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.split(": ", 1)[1].startswith(f"diverged in epoch 3: {names[0]} nan, ")
+    assert "its checkpoint of epoch 2" in line and "--on-nonfinite rollback" in line
+    assert "--lr" in line and "--seed" in line
+    assert epochs(out) == [1, 2]
+    assert checkpoint_numbers(out) == [1, 2] and stored(out, "epoch") == 2
+    assert sorted(p.name for p in (out / "images").glob("image_at_epoch_*.png")) == [
+        "image_at_epoch_0001.png", "image_at_epoch_0002.png"]
+    assert [(e["epoch"], e["event"]) for e in events(out)] == [("3", "diverged")]
+
+    assert run(script, synthetic_mnist, out, "--epochs", 4) == 0  # the step is sane again
+    assert "Resuming" in capsys.readouterr().out and epochs(out) == [1, 2, 3, 4]
+    assert np.isfinite(losses(out, names)).all()
+
+
+def test_a_weight_gone_nan_in_an_epochs_last_step_is_caught_before_its_checkpoint(
+        synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """The loss of a step is computed before its update: a NaN update in
+    the last step of epoch 2 shows in its weights only. Epoch 2 is not
+    written and not checkpointed; the run's checkpoint stays epoch 1's."""
+    out = tmp_path / "run"
+    poison_a_weight(gan_train, monkeypatch, at_step=8)
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 4) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "diverged in epoch 2: a weight (the losses still finite)" in line
+    assert epochs(out) == [1] and checkpoint_numbers(out) == [1]
+
+
+@pytest.mark.parametrize("model", SCRIPTS)
+def test_rollback_goes_back_to_the_checkpoint_at_half_the_learning_rate(
+        model, synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """A step that diverges at its learning rate and not at half of it:
+    rollback goes back to epoch 2 at half the rate and trains to the end,
+    every epoch once in history.csv, the event in events.csv."""
+    script, names = SCRIPTS[model]
+    out = tmp_path / "run"
+    poison(script, monkeypatch, after_step=8, while_rate_above=0.75)
+    assert run(script, synthetic_mnist, out, "--epochs", 5, "--on-nonfinite", "rollback") == 0
+    printed = capsys.readouterr().out
+    assert "Epoch 3: " in printed and "rolled back to the checkpoint of epoch 2" in printed
+    assert epochs(out) == [1, 2, 3, 4, 5]
+    assert np.isfinite(losses(out, names)).all()
+    (event,) = events(out)
+    assert (event["epoch"], event["event"]) == ("3", "rollback")
+    assert "back to epoch 2" in event["detail"]
+    optimizers = {"dcgan": ["generator_optimizer", "discriminator_optimizer"],
+                  "conv_vae": ["optimizer"]}[model]
+    for name in optimizers:  # every optimizer's rate, halved and checkpointed
+        assert stored(out, f"{name}/_learning_rate") == pytest.approx(1e-4 / 2)  # the presets'
+
+
+
+def test_rollback_gives_up_after_three(synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """A step that diverges at any learning rate: 3 rollbacks, each at half
+    the rate of the one before, then exit 3."""
+    out = tmp_path / "run"
+    poison(gan_train, monkeypatch, after_step=8)
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 5, "--on-nonfinite", "rollback") == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "diverged in epoch 3" in line and "after 3 rollbacks" in line
+    rows = events(out)
+    assert [row["event"] for row in rows] == ["rollback"] * 3 + ["diverged"]
+    for row, rate in zip(rows, ("5e-05", "2.5e-05", "1.25e-05")):
+        assert f"generator_optimizer {rate}" in row["detail"]
+    assert epochs(out) == [1, 2] and checkpoint_numbers(out) == [1, 2]
+
+
+def test_an_absurd_learning_rate_diverges_with_exit_3(synthetic_mnist, tmp_path):
+    """A real NaN, not an injected one: the conv VAE at --lr 1e4."""
+    out = tmp_path / "run"
+    done = run_script("vae_keras/train.py", "--data-dir", synthetic_mnist, "--out", out,
+                      "--epochs", 3, "--lr", 1e4, "--metrics-every", 0, "--seed", 1)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr  # TensorFlow's start-up writes lines before the last
+    assert done.stderr.splitlines()[-1:] == [
+        "train.py: diverged in epoch 1: loss nan, reconstruction nan, kl nan. Nothing of epoch "
+        "1 was written and there is no checkpoint yet; try a fresh start (--fresh) with a "
+        "lower --lr or another --seed"]
+    assert not (out / "history.csv").exists() and checkpoint_numbers(out) == []
+
+
+# -- one process per run directory -------------------------------------------------------
+
+
+def test_the_lock_keeps_a_second_writer_out_until_the_first_ends(tmp_path):
+    run_, _ = RunDir.open(tmp_path / "run", "dcgan", {})
+    run_.start({"model": "dcgan", "args": {}})
+    with pytest.raises(UsageError, match=rf"run is in use by process {os.getpid()} \(.*pytest"):
+        RunDir.open(tmp_path / "run", "dcgan", {})
+    run_.close()
+    other, _ = RunDir.open(tmp_path / "run", "dcgan", {})
+    other.start({"model": "dcgan", "args": {}})
+    other.close()
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {".lock", "config.json"}
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / ".lock").touch()  # a start killed before config.json: no content
+    RunDir.open(tmp_path / "new", "dcgan", {})
+
+
+def test_a_file_system_without_locks_is_a_warning(tmp_path, monkeypatch, capsys):
+    def no_locks(file, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr("fcntl.flock", no_locks)
+    run_, _ = RunDir.open(tmp_path / "run", "dcgan", {})
+    run_.start({"model": "dcgan", "args": {}})
+    assert capsys.readouterr().err == (
+        f"warning: {tmp_path / 'run'} cannot be locked (No locks available): nothing keeps a "
+        f"second process from training into it\n")
+    assert (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_second_process_is_refused_and_readers_still_work(synthetic_mnist, tmp_path):
+    """The same command twice: the second exits 2 naming the first, which
+    trains on; sampling the run works meanwhile; once the first is killed
+    (SIGKILL: nothing to clean up), the command resumes the run."""
+    out = tmp_path / "run"
+    train = command("gan_keras/train.py", "--data-dir", synthetic_mnist, "--out", out,
+                    "--batch-size", 64, "--seed", 1, "--metrics-every", 0)
+    first = subprocess.Popen([*train, "--epochs", "1000"], env=environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "checkpoints").glob("ckpt-*.index")):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = subprocess.run([*train, "--epochs", "1000"], env=environment(),
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"train.py: error: {out} is in use by process {first.pid} ({' '.join(map(str, train))}"
+            f" --epochs 1000); wait for it to end, or stop it"]
+        sample = run_script("-m", "common.evaluation.sample", out, "--n", 16,
+                            "--out", tmp_path / "samples.npz")
+        assert sample.returncode == 0, sample.stderr
+        assert np.load(tmp_path / "samples.npz")["images"].shape == (16, 28, 28)
+        assert first.poll() is None  # it trained on throughout
+    finally:
+        first.kill()
+        first.wait()
+    done = len(epochs(out))
+    again = subprocess.run([*train, "--epochs", str(done + 1)], env=environment(),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "Resuming" in again.stdout
+
+
+# -- SIGTERM --------------------------------------------------------------------------------
+
+
+# Per model: options, training images and steps per call, at batch 8: epochs
+# of a second or two on two CPU cores, with graph calls to stop between.
+TERMINATED = {"dcgan": ("gan_keras/train.py", [], 256, GAN_LOSSES),
+              "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 512, VAE_LOSSES)}
+
+
+@pytest.mark.parametrize("model", TERMINATED)
+def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path):
+    """SIGTERM half-way through epoch 3: the run saves at the next step
+    boundary, says so in one line and exits 143; the same command resumes
+    inside epoch 3, and its losses are those of a run never stopped (the
+    conv VAE through tf.data, the DCGAN with the set on the device)."""
+    script, options, size, names = TERMINATED[model]
+    data_dir = write_mnist(tmp_path / "data", n_train=size)
+
+    def train(out):
+        return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
+                       "--batch-size", 8, "--seed", 2, "--metrics-every", 0,
+                       "--steps-per-call", 4)
+
+    whole = subprocess.Popen(train(tmp_path / "whole"), env=environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out = tmp_path / "run"
+    process = subprocess.Popen(train(out), env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while checkpoint_numbers(out)[-1:] != [2]:
+        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
+        time.sleep(0.05)
+    time.sleep(float(history(out)[1]["train_seconds"]) / 2)  # about half-way through epoch 3
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    stderr = process.stderr.read()
+    step = int(stored(out, "progress/step"))
+    steps = size // 8
+    assert 0 < step < steps and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
+        f"train.py: terminated (SIGTERM): checkpoint saved {step} steps into epoch 3; run the "
+        f"same command again to resume there")
+    assert epochs(out) == [1, 2]
+    assert [(e["epoch"], e["event"]) for e in events(out)] == [("3", "terminated")]
+
+    resumed = subprocess.run(train(out), env=environment(), capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"after epoch 2, {step} of {steps} steps into epoch 3" in resumed.stdout
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    assert epochs(out) == [1, 2, 3, 4]
+    np.testing.assert_allclose(losses(out, names), losses(tmp_path / "whole", names), rtol=1e-6)
+    assert checkpoint_numbers(out) == [2, 3, 4] and stored(out, "progress/step") == 0
+    assert not list(out.rglob(".*.tmp-*"))
+
+
+@pytest.mark.parametrize("skip", [0, 2])
+@pytest.mark.parametrize("on_device", [False, True], ids=["pipeline", "on_device"])
+def test_a_feed_resumed_inside_an_epoch_gives_the_rest_of_its_batches(synthetic_mnist,
+                                                                      on_device, skip):
+    dataset = data_module.load("mnist", synthetic_mnist)
+    batches = feeding.feed(dataset, tf.constant, batch_size=32, seed=1, on_device=on_device)
+    whole = batches.epoch(5)
+    expected = [next(whole)[0].numpy() for _ in range(batches.steps)][skip:]
+    rest = batches.epoch(5, skip=skip)
+    for batch in expected:
+        np.testing.assert_array_equal(next(rest)[0].numpy(), batch)
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(synthetic_mnist, tmp_path):
+    """--strategy multiworker: SIGTERM to the chief mid-run; through
+    TensorFlow's PreemptionCheckpointHandler both workers save at the same
+    step and exit 143; started again, both resume there and finish."""
+    cluster = [f"localhost:{port}" for port in free_ports(2)]
+
+    def workers(epochs_):
+        worker = command("vae_keras/train.py", "--strategy", "multiworker", "--data-dir",
+                         synthetic_mnist, "--epochs", epochs_, "--batch-size", 8, "--seed", 4,
+                         "--metrics-every", 0, "--steps-per-call", 2, "--out", tmp_path / "run")
+        return [subprocess.Popen(
+            worker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=environment({"TF_CONFIG": json.dumps(
+                {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})}))
+            for i in range(2)]
+
+    started = workers(200)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "run" / "history.csv").exists():
+        assert all(p.poll() is None for p in started) and time.monotonic() < deadline
+        time.sleep(0.1)
+    started[0].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=300)[0] for p in started]
+    assert [p.returncode for p in started] == [143, 143], outputs
+    saved = [(stored(tmp_path / name, "epoch"), stored(tmp_path / name, "progress/step"))
+             for name in ("run", "run-worker1")]
+    assert saved[0] == saved[1]
+    assert "terminated (SIGTERM): checkpoint saved" in outputs[0]
+
+    epoch = int(saved[0][0]) + 2
+    resumed = workers(epoch)
+    outputs = [p.communicate(timeout=300)[0] for p in resumed]
+    assert [p.returncode for p in resumed] == [0, 0], outputs
+    assert all("Resuming" in output for output in outputs)
+    chief, other = history(tmp_path / "run"), history(tmp_path / "run-worker1")
+    assert [int(r["epoch"]) for r in chief] == list(range(1, epoch + 1))
+    assert [r["loss"] for r in chief] == [r["loss"] for r in other]
+
+
+# -- a damaged checkpoint ---------------------------------------------------------------------
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def garble(path):
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = bytes(b ^ 0xFF for b in raw[len(raw) // 2:][:64])
+    path.write_bytes(bytes(raw))
+
+
+SCORING = ["--metrics-every", 1, "--metrics-samples", 64]
+
+
+@pytest.fixture(scope="module")
+def scored_runs(synthetic_mnist, tmp_path_factory):
+    """A DCGAN run of 3 epochs and one of 4, scored every epoch."""
+    root = tmp_path_factory.mktemp("scored")
+    for epochs_ in (3, 4):
+        assert run(gan_train, synthetic_mnist, root / f"epochs{epochs_}", "--epochs", epochs_,
+                   *SCORING, "--classifier-dir", root / "classifier") == 0
+    return root
+
+
+@pytest.mark.parametrize("damage", [truncate, garble])
+def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(
+        damage, synthetic_mnist, scored_runs, tmp_path, capsys):
+    """The newest checkpoint's data file cut short or garbled: resume says
+    so in one line, goes on from the checkpoint before (history.csv and
+    metrics.csv trimmed to it) and trains what an undamaged run trains."""
+    out = tmp_path / "run"
+    shutil.copytree(scored_runs / "epochs3", out)
+    damage(out / "checkpoints" / "ckpt-3.data-00000-of-00001")
+    capsys.readouterr()
+
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 4, *SCORING,
+               "--classifier-dir", scored_runs / "classifier") == 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"{out / 'checkpoints'}: cannot restore ckpt-3 (")
+    assert line.endswith("; resuming from ckpt-2 (epoch 2)")
+    assert "from its checkpoint after epoch 2 " in captured.out
+    assert epochs(out) == [1, 2, 3, 4] and epochs(out, "metrics") == [1, 2, 3, 4]
+    np.testing.assert_allclose(losses(out, GAN_LOSSES),
+                               losses(scored_runs / "epochs4", GAN_LOSSES), rtol=1e-6)
+    assert [e["event"] for e in events(out)] == ["fallback"]
+
+
+def test_no_checkpoint_that_restores_is_exit_2_and_deletes_nothing(synthetic_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 3) == 0
+    for data_file in (out / "checkpoints").glob("*.data-*"):
+        truncate(data_file)
+    kept = {name: digest for name, digest in tree_digest(out).items()
+            if name != "config.json" and not name.startswith("logs/")}
+    done = run_script("gan_keras/train.py", "--data-dir", synthetic_mnist, "--out", out,
+                      "--batch-size", 64, "--epochs", 4, "--metrics-every", 0)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.splitlines()[-1]
+    assert line.startswith(f"train.py: error: no checkpoint in {out / 'checkpoints'} can be "
+                           f"restored: ckpt-3 (")
+    assert "ckpt-2 (" in line and "ckpt-1 (" in line
+    assert {name: digest for name, digest in tree_digest(out).items() if name in kept} == kept
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+
+def test_a_write_that_fills_the_disk_names_the_file_and_keeps_the_old_one(tmp_path,
+                                                                        monkeypatch):
+    target = tmp_path / "history.csv"
+    target.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as raised:
+        with atomic.atomic_write(target, "w") as f:
+            f.write("new\n")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == [
+        "history.csv"]
+
+
+def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(synthetic_mnist, tmp_path,
+                                                             monkeypatch, capsys):
+    """No space left for epoch 3's picture (the writers see ENOSPC): exit 2,
+    one line naming the file and the space a checkpoint needs; the run
+    resumes from epoch 2 once there is space again."""
+    out = tmp_path / "run"
+    write = atomic.atomic_write
+
+    def full_at_epoch_3(path, mode="wb"):
+        if Path(path).name == "image_at_epoch_0003.png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write(path, mode)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("common.images.atomic_write", full_at_epoch_3)
+        assert run(gan_train, synthetic_mnist, out, "--epochs", 4) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    size = sum(p.stat().st_size for p in (out / "checkpoints").glob("ckpt-2.*"))
+    assert line.split(": ", 1)[1].startswith(
+        f"error: no space left on the device for {out / 'images' / 'image_at_epoch_0003.png'} (")
+    assert f"a checkpoint of this run needs {size / 2**20:.1f} MB" in line
+    assert checkpoint_numbers(out) == [1, 2]
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 4) == 0
+    assert "from its checkpoint after epoch 2 " in capsys.readouterr().out
+    assert epochs(out) == [1, 2, 3, 4]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 80 MB (root only; skipped where mounting is not allowed),
+    and a function that gives it more room."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if not shutil.which("mount"):
+        pytest.skip("no mount command here")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+    def grow():
+        subprocess.run(["mount", "-o", "remount,size=400m", str(mount)], check=True)
+
+    yield mount, grow
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
+        synthetic_mnist, small_disk, tmp_path):
+    """A DCGAN checkpoint takes about 30 MB; 80 MB hold two, not the third:
+    its save fails with ENOSPC inside TensorFlow. One line, exit 2; the
+    two checkpoints are intact, and after the disk grows the same command
+    resumes from epoch 2 and finishes."""
+    disk, grow = small_disk
+    out = disk / "run"
+    train = ["gan_keras/train.py", "--data-dir", synthetic_mnist, "--out", out,
+             "--batch-size", 64, "--epochs", 4, "--seed", 1, "--metrics-every", 0]
+    full = run_script(*train)
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr
+    line = full.stderr.splitlines()[-1]
+    assert line.startswith(f"train.py: error: no space left on the device for "
+                           f"{out / 'checkpoints' / 'ckpt-3'} ("), line
+    size = sum(p.stat().st_size for p in (out / "checkpoints").glob("ckpt-2.*"))
+    assert f"a checkpoint of this run needs {size / 2**20:.1f} MB" in line
+    assert checkpoint_numbers(out) == [1, 2] and stored(out, "epoch") == 2
+
+    grow()
+    resumed = run_script(*train)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "from its checkpoint after epoch 2 " in resumed.stdout
+    assert epochs(out) == [1, 2, 3, 4] and checkpoint_numbers(out) == [2, 3, 4]
+    assert not list((out / "checkpoints").glob("*_temp"))
