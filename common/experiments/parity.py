@@ -238,10 +238,11 @@ def _section(title, measured, variants, metrics, labels, seeds):
     """A report section: mean ± standard deviation per variant, every
     seed's value (when `seeds`), and each of ours against the reference."""
     lines = [f"## {title}", "",
-             "| variant | epoch | " + " | ".join(labels[m] for m in metrics)
+             "| variant | epochs | " + " | ".join(labels[m] for m in metrics)
              + " | train s/epoch |", "|" + " --- |" * (len(metrics) + 3)]
-    lines += [f"| {variant} | {m['epoch'].text()} | " + " | ".join(m[n].text() for n in metrics)
-              + f" | {m['seconds'].text()} |" for variant, m in measured.items()]
+    lines += [f"| {variant} | {'/'.join(str(e) for e in sorted(set(m['epoch'].values)))} | "
+              + " | ".join(m[n].text() for n in metrics) + f" | {m['seconds'].text()} |"
+              for variant, m in measured.items()]
     if seeds:
         lines += ["", "Every seed's value:", "",
                   "| variant | seed | " + " | ".join(labels[m] for m in metrics) + " |",
