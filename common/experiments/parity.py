@@ -227,7 +227,7 @@ def write_report(args, out, variants):
     plot_pictures(out, variants, args.seeds, (1, args.epochs), out / "pictures.png")
     lines += ["## Per epoch (mean, and the range over seeds)", "", "![curves](curves.png)",
               "", f"## Pictures at epochs 1 and {args.epochs}", "",
-              "Rows: variants and seeds; columns: the epochs. The reference's picture is the "
+              "A column per variant, a row per epoch and seed. The reference's picture is the "
               "tutorial's 4x4 grid of its fixed noise; ours is the model's own.", "",
               "![pictures](pictures.png)", ""]
     with atomic_write(out / "parity.md", "w") as f:
@@ -298,16 +298,18 @@ def plot_curves(out, variants, seeds, metrics, labels, path):
 
 
 def plot_pictures(out, variants, seeds, epochs, path):
-    runs_ = [(variant, seed_) for variant in variants for seed_ in seeds]
-    figure = Figure(figsize=(3 * len(epochs), 3 * len(runs_)), layout="constrained")
-    axes = figure.subplots(len(runs_), len(epochs), squeeze=False)
-    for row, (variant, seed_) in zip(axes, runs_):
-        run = RunDir(run_dir(out, variant, seed_))
-        for ax, epoch in zip(row, epochs):
-            picture = run.image_path(epoch)  # the reference exports its own there too
-            if picture.exists():
+    """Each run's picture at `epochs`: a column per variant, a row per
+    epoch and seed."""
+    rows = [(epoch, seed_) for epoch in epochs for seed_ in seeds]
+    figure = Figure(figsize=(2.6 * len(variants), 2.6 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), len(variants), squeeze=False)
+    for row, (epoch, seed_) in zip(axes, rows):
+        for ax, variant in zip(row, variants):
+            picture = RunDir(run_dir(out, variant, seed_)).image_path(epoch)
+            if picture.exists():  # the reference exports its own there too
                 with Image.open(picture) as png:
-                    ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255)
+                    ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255,
+                              interpolation="nearest")
             ax.set_title(f"{variant}, seed {seed_}, epoch {epoch}", fontsize=8)
             ax.axis("off")
     images.save_figure(figure, path)
