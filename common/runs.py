@@ -95,6 +95,20 @@ def expand(paths):
     return found
 
 
+def collect(paths):
+    """The runs of `paths` (expand) and their configs, or a UsageError:
+    a path holds no run, a run is given twice, or the runs are on
+    different data sets (their metrics would not compare)."""
+    found = expand(paths)
+    configs = [check(path) for path in found]
+    if len({Path(path).resolve() for path in found}) < len(found):
+        raise UsageError("a run is given twice")
+    datasets = {config["args"]["dataset"] for config in configs}
+    if len(datasets) > 1:
+        raise UsageError(f"the runs are on different data sets ({', '.join(sorted(datasets))})")
+    return found, configs
+
+
 def names(paths):
     """A short, unique name per run: its directory's name, with as many of
     its parents as it takes to tell it from the others (seeds_dcgan/seed_1)."""

@@ -38,19 +38,19 @@ TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "t
 NAMES = {**LABELS, "test_elbo": "test ELBO (nats)", "nll_iw": "NLL bound (nats)"}
 
 
-def load(paths, **evaluation):
-    """For each run: its name, group (the runs that differ only by their
-    seed), seed, evaluation, history and metrics rows."""
-    loaded, configs = [], []
-    for path, name in zip(paths, runs.names(paths)):
+def load(paths, configs, **evaluation):
+    """For each run (runs.collect's paths and configs): its name, group
+    (the runs that differ only by their seed), seed, evaluation, history
+    and metrics rows."""
+    loaded = []
+    for path, config, name in zip(paths, configs, runs.names(paths)):
         run = RunDir(path)
-        configs.append(run.read_config())
         history = run.read_table("history")
         elapsed = np.cumsum([row["seconds"] for row in history])
         loaded.append({"name": name, "path": run.path, "history": history,
                        "elapsed": dict(zip((row["epoch"] for row in history), elapsed)),
                        "metrics": run.read_table("metrics"),
-                       "seed": configs[-1]["args"].get("seed"),
+                       "seed": config["args"].get("seed"),
                        "evaluation": evaluate_run(path, **evaluation)})
     for group, members in spread.groups(paths, configs, [run["name"] for run in loaded]).items():
         for i in members:
@@ -296,13 +296,8 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        datasets = {runs.check(path)["args"]["dataset"] for path in runs.expand(args.run_dirs)}
-        if len(datasets) > 1:
-            raise UsageError(f"the runs are on different data sets ({', '.join(sorted(datasets))})")
-        paths = runs.expand(args.run_dirs)
-        if len({RunDir(path).path.resolve() for path in paths}) < len(paths):
-            raise UsageError("a run is given twice")
-        loaded = load(paths, **options(args))
+        paths, configs = runs.collect(args.run_dirs)
+        loaded = load(paths, configs, **options(args))
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"Wrote {write_report(loaded, args.out)}")

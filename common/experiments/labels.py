@@ -31,8 +31,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        paths = runs.expand(args.run_dirs)
-        configs = [runs.check(path) for path in paths]
+        paths, configs = runs.collect(args.run_dirs)
         names = runs.names(paths)
         results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
     except UsageError as error:

@@ -55,10 +55,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        paths = runs.expand(args.run_dirs)
-        configs = [runs.check(path) for path in paths]
-        if len({config["args"]["dataset"] for config in configs}) > 1:
-            raise UsageError("the runs are on different data sets")
+        paths, configs = runs.collect(args.run_dirs)
         loaded = [runs.open_run(path, args.data_dir) for path in paths]
         for run in loaded:
             if not hasattr(run.model, "reconstruct"):
