@@ -7,6 +7,7 @@ run's metrics are measured with the same numbers."""
 import contextlib
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _train(data, key, directory):
                   metrics=["accuracy"])
     began = time.perf_counter()
     model.fit(to_input(data.train_images), data.train_labels.astype(np.int32), epochs=EPOCHS,
-              batch_size=BATCH, shuffle=True, verbose=0)
+              batch_size=BATCH, shuffle=True, verbose=1 if sys.stdout.isatty() else 0)
     seconds = time.perf_counter() - began
     _, accuracy = model.evaluate(to_input(data.test_images), data.test_labels.astype(np.int32),
                                  batch_size=1000, verbose=0)
