@@ -105,7 +105,8 @@ def summary_table(loaded):
         lines.append("| " + " | ".join(
             [group, e["model"], str(len(members)), "/".join(map(str, epochs)),
              f"{e['parameters']:,}", f"{np.median(seconds):.3g}", f"{np.median(rate):.4g}",
-             *[finals[group][m].text() if m in finals[group] else "—" for m in shown]]) + " |")
+             *[finals[group][m].text(spread.DIGITS.get(m, 3)) if m in finals[group] else "—"
+               for m in shown]]) + " |")
     floor = loaded[0]["evaluation"]["floor"]
     lines.append("| " + " | ".join(["real images (floor)", *["—"] * 6,
                                      *[f"{floor[m]:.3g}" if m in floor else "—"

@@ -21,6 +21,9 @@ RULE = (f"A is called better than B only when Welch's t-test (unequal variances,
         f"gives p < {ALPHA} for the difference of their means over seeds; otherwise they "
         f"cannot be told apart. With one run in a group there is no spread to test against.")
 # The direction of each metric: True where lower is better.
+# Significant digits a metric's mean is shown with: the likelihoods' nats
+# need their decimals (-156.2, not -156).
+DIGITS = {"test_elbo": 4, "nll_iw": 4}
 LOWER_IS_BETTER = {"fd": True, "kid": True, "label_kl": True, "nll_iw": True,
                    "classifier_score": False, "coverage": False, "precision": False,
                    "recall": False, "test_elbo": False}
@@ -105,7 +108,8 @@ def ranking(groups, metric, label):
     sentences = []
     for name, other in rest:
         tested = welch(top, other)
-        numbers = f"{top.text()} against {other.text()}"
+        digits = DIGITS.get(metric, 3)
+        numbers = f"{top.text(digits)} against {other.text(digits)}"
         if tested is None:
             sentences.append(
                 f"{best} and {name} cannot be told apart by {label} ({numbers}): "

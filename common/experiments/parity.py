@@ -241,7 +241,8 @@ def _section(title, measured, variants, metrics, labels, seeds):
              "| variant | epochs | " + " | ".join(labels[m] for m in metrics)
              + " | train s/epoch |", "|" + " --- |" * (len(metrics) + 3)]
     lines += [f"| {variant} | {'/'.join(str(e) for e in sorted(set(m['epoch'].values)))} | "
-              + " | ".join(m[n].text() for n in metrics) + f" | {m['seconds'].text()} |"
+              + " | ".join(m[n].text(spread.DIGITS.get(n, 3)) for n in metrics)
+              + f" | {m['seconds'].text()} |"
               for variant, m in measured.items()]
     if seeds:
         lines += ["", "Every seed's value:", "",

@@ -88,7 +88,8 @@ def write_summary(out, seeds):
         lines += [f"| {s} | {row['epoch']} | " + " | ".join(f"{row[n]:.4g}" for n in names) + " |"
                   for s, row in scored.items()]
         lines.append("| mean ± sd | | " + " | ".join(
-            spread.Spread([row[n] for row in scored.values()]).text() for n in names) + " |")
+            spread.Spread([row[n] for row in scored.values()]).text(spread.DIGITS.get(n, 3))
+            for n in names) + " |")
     lines.append("")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "seeds.md", "w") as f:
