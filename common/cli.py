@@ -13,11 +13,13 @@ import json
 import os
 import platform
 import random
+import shlex
 import shutil
 import signal
 import sys
 import threading
 from importlib import metadata
+from pathlib import Path
 
 from common import arguments, data, quiet
 from common.arguments import Parser, non_negative_int, positive_int, seed
@@ -163,7 +165,7 @@ def main(parser, build, argv=None):
     evaluator = None
     if args.metrics_every:  # first: training the classifier reseeds Keras
         from common.evaluation import classifier
-        from common.evaluation.evaluate import Evaluator
+        from common.evaluation.evaluator import Evaluator
 
         trained = classifier.load_or_train(everything, classifier.cache_dir(run.path,
                                                                             args.classifier_dir))
@@ -185,6 +187,7 @@ def main(parser, build, argv=None):
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
         run.start({"model": args.model, "args": vars(args), "data": dataset.source,
+                   "command": resume_command(parser, vars(args), build.__module__),
                    "device": device, "versions": _versions(),
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
                   fresh=args.fresh)
@@ -254,6 +257,36 @@ def _disk_full(error, run):
 
 def _mb(size):
     return f"{size / 2**20:.1f} MB"
+
+
+# Options a resumed run chooses for itself, or that concern one invocation
+# only: left out of the command that resumes a run.
+NOT_RESUMED = frozenset({"fresh", "profile_epoch", "precision", "jit", "steps_per_call",
+                         "data_on_device"})
+PATHS = frozenset({"out", "data_dir", "classifier_dir"})
+ROOT = Path(__file__).resolve().parents[1]  # the repository's, where the commands are run
+
+
+def resume_command(parser, args, script):
+    """The command, from the repository root, that resumes a run of the
+    train.py module `script` with `args`: each argument that differs from
+    its default for the run's model and preset, paths made relative to the
+    repository, or absolute (config.json's "command"; a run's page shows it)."""
+    argv = []
+    if args["model"] != parser.get_default("model"):
+        argv += ["--model", args["model"]]
+    if args.get("preset") and args["preset"] != next(iter(parser.presets[args["model"]])):
+        argv += ["--preset", args["preset"]]
+    for key, default in vars(arguments.parse(parser, argv)).items():
+        value = args.get(key)
+        if key not in ("model", "preset", *NOT_RESUMED) and value is not None and value != default:
+            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS else str(value)]
+    return shlex.join(["python", f"{script.replace('.', '/')}.py", *argv])
+
+
+def _from_root(path):
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _versions():

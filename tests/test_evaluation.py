@@ -10,7 +10,8 @@ from conftest import run_script, tree_digest, write_mnist
 
 from common import data
 from common.evaluation import classifier, metrics
-from common.evaluation.evaluate import METRICS, Evaluator
+from common.evaluation.evaluator import Evaluator
+from common.evaluation.metrics import METRICS
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
 from vae_keras.conv_vae import ConvVAE
@@ -339,3 +340,30 @@ def test_real_mnist_classifier_and_classifier_score(real_mnist, tmp_path_factory
     _, probabilities = trained.features_and_probabilities(mnist.test_images)
     assert metrics.classifier_score(probabilities) > 9.5
     assert metrics.class_coverage(probabilities) == 10
+
+
+TRAIN_CLASSIFIER = """
+import sys
+from common import data, quiet
+quiet.start_tensorflow()
+from common.evaluation import classifier
+classifier.load_or_train(data.load("mnist", sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_runs_started_together_train_the_classifier_once(synthetic_mnist, tmp_path):
+    """Two processes ask the same cache for the classifier at the same time
+    (a sweep's --workers): one trains it, the other waits and loads it."""
+    import subprocess
+    import sys
+
+    from conftest import environment
+
+    processes = [subprocess.Popen([sys.executable, "-c", TRAIN_CLASSIFIER, str(synthetic_mnist),
+                                   str(tmp_path / "classifier")], env=environment(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert "".join(outputs).count("Training the evaluation classifier") == 1, outputs
+    assert len(list((tmp_path / "classifier").glob("mnist-*/classifier.weights.h5"))) == 1

@@ -11,7 +11,7 @@ from conftest import run_script, write_mnist
 from common import data as data_module
 from common import runs
 from common.evaluation import classifier, spread
-from common.evaluation.evaluate import Evaluator
+from common.evaluation.evaluator import Evaluator
 from common.experiments import __main__ as experiments
 from common.experiments import lr_sweep, seeds, translation
 from common.rundir import RunDir

@@ -5,6 +5,7 @@ is for FID on natural images (Heusel et al. 2017). It is built, trained and
 run in float32 whatever precision policy the run trains in, so that every
 run's metrics are measured with the same numbers."""
 import contextlib
+import fcntl
 import hashlib
 import json
 import sys
@@ -51,6 +52,25 @@ def _float32():
         keras.mixed_precision.set_global_policy(policy)
 
 
+@contextlib.contextmanager
+def _only_process(directory):
+    """An OS lock on `directory`'s lock file, held inside: runs started
+    together (a sweep's --workers) find the classifier one of them trains
+    rather than all training it into one place. Where the file system has
+    no locks, nothing is held."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(f".{directory.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"Waiting for another process training the classifier into {directory}",
+                  flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:  # no locks on this file system
+            pass
+        yield
+
+
 def to_input(images):
     """uint8 images [n, 28, 28] or floats in [0, 1] -> float32 [n, 28, 28, 1]."""
     images = np.asarray(images)
@@ -95,7 +115,7 @@ def load_or_train(data, cache_root):
                          + data.train_labels.tobytes()).hexdigest()[:16]
     directory = Path(cache_root) / f"{data.name}-{key}"
     weights, info_file = directory / "classifier.weights.h5", directory / "info.json"
-    with _float32():
+    with _float32(), _only_process(directory):
         if weights.exists() and info_file.exists():
             model = make_classifier()
             model.load_weights(weights)

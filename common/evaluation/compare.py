@@ -27,7 +27,8 @@ from common.arguments import Parser
 from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation import spread
-from common.evaluation.evaluate import LABELS, add_options, evaluate_run, options
+from common.evaluation.evaluate import add_options, evaluate_run, options
+from common.evaluation.metrics import LABELS
 from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
@@ -35,7 +36,6 @@ REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
 PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall")
 TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "test_elbo",
           "nll_iw")
-NAMES = {**LABELS, "test_elbo": "test ELBO (nats)", "nll_iw": "NLL bound (nats)"}
 
 
 def load(paths, configs, **evaluation):
@@ -95,7 +95,7 @@ def summary_table(loaded):
     finals = group_spreads(loaded, final)
     shown = [m for m in TABLED if any(m in spreads for spreads in finals.values())]
     header = ["group", "model", "seeds", "epochs", "parameters", "s/epoch (median)",
-              "images/s (median)", *[NAMES[m] for m in shown]]
+              "images/s (median)", *[LABELS[m] for m in shown]]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for group, members in groups(loaded).items():
         e = members[0]["evaluation"]
@@ -112,7 +112,7 @@ def summary_table(loaded):
                                      *[f"{floor[m]:.3g}" if m in floor else "—"
                                        for m in shown]]) + " |")
     lines += ["", "Every run:", "", "| run | group | seed | " + " | ".join(
-        NAMES[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 3)]
+        LABELS[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 3)]
     for run in loaded:
         cells = [final(run, m) for m in shown]
         lines.append(f"| {run['name']} | {run['group']} | {run['seed']} | " + " | ".join(

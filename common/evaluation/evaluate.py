@@ -19,83 +19,17 @@ from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation import metrics
+from common.evaluation.evaluator import SAMPLE_SEED, Evaluator
+from common.evaluation.metrics import LABELS, METRICS
 from common.images import to_uint8
 from common.model import conditional_labels
 from common.progress import Progress
 
-METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
-           "recall")
-LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)",
-          "kid_se": "  its standard error", "classifier_score": "classifier score",
-          "coverage": "classes covered (>= 1%)", "label_kl": "label KL from uniform",
-          "precision": "precision (k=3)", "recall": "recall (k=3)"}
-SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
 # The likelihood bound's default (K importance samples, test images; None:
 # all) per device type: the full bound on a GPU (seconds); on a CPU about a
 # minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
 FORMAT = 3  # of evaluation.json: a stored evaluation of another format is computed again
-
-
-class Evaluator:
-    """Scores generated images against the test set in the feature space of
-    the evaluation classifier (common/classifier.py)."""
-
-    columns = ("epoch", "seconds", "samples", *METRICS)  # of metrics.csv
-
-    def __init__(self, classifier, data, samples=10_000):
-        self.classifier = classifier
-        self.n = min(samples, len(data.test_images))  # equal sizes: FD's bias depends on it
-        self.real = classifier.features_and_probabilities(data.test_images[:self.n])
-
-    def score(self, model):
-        """The metrics of the model's samples (see `compare`)."""
-        return self.scoring(model)()
-
-    def scoring(self, model):
-        """Score the model's samples in two halves: the device's (sampling
-        and the classifier's features) now, while the weights are the ones to
-        score; the host's (the statistics, numpy only) returned as a function
-        to call later, from another thread if one likes."""
-        outputs = self.classifier.features_and_probabilities(
-            to_uint8(model.sample(self.n, SAMPLE_SEED)))
-        return lambda: {"samples": self.n, **self.statistics(*outputs)}
-
-    def compare(self, images):
-        """The metrics of `images` (uint8, or floats in [0, 1]) against the
-        test images."""
-        return self.statistics(*self.classifier.features_and_probabilities(images[:self.n]))
-
-    def statistics(self, features, probabilities):
-        """The metrics of generated images' classifier features and class
-        probabilities against the test images'."""
-        real_features, _ = self.real
-        kid, kid_se = metrics.kernel_distance(real_features, features)
-        precision, recall = metrics.precision_recall(real_features, features)
-        return {"fd": metrics.frechet_distance(real_features, features),
-                "kid": kid, "kid_se": kid_se,
-                "classifier_score": metrics.classifier_score(probabilities),
-                "coverage": metrics.class_coverage(probabilities),
-                "label_kl": metrics.label_kl_from_uniform(probabilities),
-                "precision": precision, "recall": recall}
-
-    def labels(self, images, asked=None):
-        """Report 003's label predictor, as numbers: the share of `images`
-        the classifier puts in each class, its mean confidence (top
-        probability), and, when the images were asked to be given digits
-        (`asked`, a conditional model), how often the classifier agrees."""
-        _, probabilities = self.classifier.features_and_probabilities(images[:self.n])
-        report = {"label_histogram": metrics.label_histogram(probabilities).tolist(),
-                  "confidence": float(probabilities.max(axis=1).mean())}
-        if asked is not None:
-            report["conditional_accuracy"] = float(
-                (probabilities.argmax(axis=1) == asked[:self.n]).mean())
-        return report
-
-    def floor(self, data):
-        """The same metrics for real training images: the best a model can
-        expect at this sample size."""
-        return self.compare(data.train_images[:self.n])
 
 
 def likelihood_budget(iw_samples, iw_images, test_images):

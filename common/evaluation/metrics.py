@@ -4,6 +4,15 @@ definition it follows; common/evaluate.py applies them in the evaluation
 classifier's feature space."""
 import numpy as np
 
+# What an evaluation reports, in order, and each in words; and the
+# likelihoods a VAE's evaluation adds.
+METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
+           "recall")
+LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)",
+          "kid_se": "  its standard error", "classifier_score": "classifier score",
+          "coverage": "classes covered (>= 1%)", "label_kl": "label KL from uniform",
+          "precision": "precision (k=3)", "recall": "recall (k=3)",
+          "test_elbo": "test-set ELBO (nats)", "nll_iw": "NLL bound (nats)"}
 KID_BLOCK = 1000  # images per block of the kernel distance, as the usual subset size
 COVERAGE_SHARE = 0.01  # a class is covered if at least 1% of the samples fall in it
 

@@ -29,7 +29,7 @@ from common.arguments import Parser, positive_int, seed
 from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation import spread
-from common.evaluation.evaluate import LABELS
+from common.evaluation.metrics import LABELS
 from common.experiments import sweep
 from common.rundir import RunDir
 
@@ -141,7 +141,7 @@ def score_references(args, out):
 
     quiet.start_tensorflow()
     from common.evaluation import classifier
-    from common.evaluation.evaluate import Evaluator
+    from common.evaluation.evaluator import Evaluator
 
     evaluator = None
     for seed_ in args.seeds:
@@ -206,7 +206,6 @@ def within(budget):
 def write_report(args, out, variants):
     last = table(out, variants, args.seeds, args.model, lambda history: args.epochs)
     metrics = [name for name in next(iter(last.values())) if name not in ("epoch", "seconds")]
-    labels = {**LABELS, "test_elbo": "test-set ELBO (nats)"}
     budget = min(measured["seconds"].mean for measured in last.values()) * args.epochs
     timed = table(out, variants, args.seeds, args.model, within(budget))
     lines = [
@@ -219,11 +218,11 @@ def write_report(args, out, variants):
         f"(common.evaluation). `{REFERENCE}` is {REFERENCES[args.model].relative_to(ROOT)}; "
         f"`ours_<precision>` is the project's loop with its other defaults.", "",
         spread.RULE, "",
-        *_section(f"At epoch {args.epochs}", last, variants, metrics, labels, args.seeds),
+        *_section(f"At epoch {args.epochs}", last, variants, metrics, args.seeds),
         *_section(f"At equal training time: each run at its last epoch within {budget:.0f} s "
                   f"of train steps (the fastest variant's {args.epochs} epochs)", timed,
-                  variants, metrics, labels, None)]
-    plot_curves(out, variants, args.seeds, metrics, labels, out / "curves.png")
+                  variants, metrics, None)]
+    plot_curves(out, variants, args.seeds, metrics, out / "curves.png")
     plot_pictures(out, variants, args.seeds, (1, args.epochs), out / "pictures.png")
     lines += ["## Per epoch (mean, and the range over seeds)", "", "![curves](curves.png)",
               "", f"## Pictures at epochs 1 and {args.epochs}", "",
@@ -234,11 +233,11 @@ def write_report(args, out, variants):
         f.write("\n".join(lines))
 
 
-def _section(title, measured, variants, metrics, labels, seeds):
+def _section(title, measured, variants, metrics, seeds):
     """A report section: mean ± standard deviation per variant, every
     seed's value (when `seeds`), and each of ours against the reference."""
     lines = [f"## {title}", "",
-             "| variant | epochs | " + " | ".join(labels[m] for m in metrics)
+             "| variant | epochs | " + " | ".join(LABELS[m] for m in metrics)
              + " | train s/epoch |", "|" + " --- |" * (len(metrics) + 3)]
     lines += [f"| {variant} | {'/'.join(str(e) for e in sorted(set(m['epoch'].values)))} | "
               + " | ".join(m[n].text(spread.DIGITS.get(n, 3)) for n in metrics)
@@ -246,7 +245,7 @@ def _section(title, measured, variants, metrics, labels, seeds):
               for variant, m in measured.items()]
     if seeds:
         lines += ["", "Every seed's value:", "",
-                  "| variant | seed | " + " | ".join(labels[m] for m in metrics) + " |",
+                  "| variant | seed | " + " | ".join(LABELS[m] for m in metrics) + " |",
                   "|" + " --- |" * (len(metrics) + 2)]
         lines += [f"| {variant} | {seed_} | "
                   + " | ".join(f"{m[n].values[i]:.4g}" for n in metrics) + " |"
@@ -256,7 +255,7 @@ def _section(title, measured, variants, metrics, labels, seeds):
         for metric in (m for m in metrics if m in JUDGED):
             lines += [f"- {sentence}" for sentence in spread.ranking(
                 {variant: measured[variant][metric], REFERENCE: measured[REFERENCE][metric]},
-                metric, labels[metric])]
+                metric, LABELS[metric])]
     return lines + [""]
 
 
@@ -271,7 +270,7 @@ def _given(args):
     return given
 
 
-def plot_curves(out, variants, seeds, metrics, labels, path):
+def plot_curves(out, variants, seeds, metrics, path):
     columns = 3
     rows = -(-len(metrics) // columns)
     figure = Figure(figsize=(4 * columns, 3 * rows), layout="constrained")
@@ -289,7 +288,7 @@ def plot_curves(out, variants, seeds, metrics, labels, path):
             ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
                             color=line.get_color(), alpha=0.2)
         lower = spread.LOWER_IS_BETTER.get(metric)
-        ax.set_title(labels[metric] + (" (lower is better)" if lower else ""), fontsize=9)
+        ax.set_title(LABELS[metric] + (" (lower is better)" if lower else ""), fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     for ax in axes[len(metrics):]:

@@ -12,20 +12,17 @@ import json
 import math
 import os
 import re
-import shlex
 import statistics
 import time
 import urllib.parse
 from pathlib import Path
 
-from common import arguments, runs
 from common.atomic import atomic_write
 from common.errors import UsageError
-from common.evaluation.evaluate import LABELS
+from common.evaluation.metrics import LABELS
 from common.rundir import RunDir
 
 STATIC = Path(__file__).with_name("static")
-ROOT = Path(__file__).resolve().parents[2]  # of the repository, where the commands are run
 # The report's epochs, one click away on every page that has them.
 MILESTONES = (5, 50, 100, 250, 500, 1000, 1250, 1500, 1750, 2000, 2500)
 # Every page written here says so; an index.html without it is not ours to replace.
@@ -39,10 +36,6 @@ METRIC_PANELS = {f"{LABELS['fd']} (lower is better)": ("fd",),
                  LABELS["classifier_score"]: ("classifier_score",),
                  LABELS["coverage"]: ("coverage",),
                  "precision and recall (k=3)": ("precision", "recall")}
-# Options a resumed run chooses for itself, or that concern one invocation only.
-NOT_RESUMED = frozenset({"fresh", "profile_epoch", "precision", "jit", "steps_per_call",
-                         "data_on_device"})
-PATHS = frozenset({"out", "data_dir", "classifier_dir"})
 
 
 class RunPage:
@@ -60,7 +53,7 @@ class RunPage:
         config = run.read_config() or {}
         self.index = _index_beside(run)
         self.settings = {"name": run.path.name, **_settings(config),
-                         "command": resume_command(config), "index": self.index is not None}
+                         "command": config.get("command"), "index": self.index is not None}
         self.plots = plots
         self.training = True
         self.history, self.metrics, self.metrics_stamp = _Columns(), ([], {}), None
@@ -194,33 +187,6 @@ def write_report(loaded, out):
     _write_data(out / "report-data.js", {"runs": runs, "panels": panels, "milestones": MILESTONES})
     _write_page(out / "report.html", "report.html")
     return out / "report.html"
-
-
-def resume_command(config):
-    """The command, from the repository root, that resumes the run: its
-    train.py with each argument that differs from today's default, paths
-    (relative to the working directory) made relative to the repository or
-    absolute. None for a config that does not say."""
-    stored = config.get("args")
-    if not stored or "model" not in stored:
-        return None
-    script = runs.script_for(stored["model"])
-    parser = script.make_parser()
-    argv = []
-    if stored["model"] != parser.get_default("model"):
-        argv += ["--model", stored["model"]]
-    if stored.get("preset") and stored["preset"] != next(iter(parser.presets[stored["model"]])):
-        argv += ["--preset", stored["preset"]]
-    for key, default in vars(arguments.parse(parser, argv)).items():
-        value = stored.get(key)
-        if key not in ("model", "preset", *NOT_RESUMED) and value is not None and value != default:
-            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS else str(value)]
-    return shlex.join(["python", f"{script.__name__.replace('.', '/')}.py", *argv])
-
-
-def _from_root(path):
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _settings(config):
