@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -202,6 +203,17 @@ def run_script(script, *args, env=None, timeout=600):
     temporary working directory."""
     return subprocess.run(command(script, *args), capture_output=True, text=True,
                           timeout=timeout, env=environment(env))
+
+
+def free_ports(n):
+    """n TCP ports free on this host now."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def tree_digest(directory):

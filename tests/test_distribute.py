@@ -4,12 +4,11 @@ of the shared loop takes exactly the single-device step of the global batch,
 a mirrored run of a model tracks a single-device run, and two processes
 on this host train one model as two workers."""
 import json
-import socket
 import subprocess
 import textwrap
 
 import pytest
-from conftest import command, environment, history, run_script
+from conftest import command, environment, free_ports, history, run_script
 
 TWO_CPUS = """
 import sys
@@ -92,17 +91,6 @@ def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path):
         values = [(float(a[name]), float(b[name])) for a, b in zip(two, one)]
         assert all(abs(a - b) < 0.01 * abs(b) for a, b in values), (name, values)
     assert float(one[-1]["test_elbo"]) > float(one[0]["test_elbo"])  # it did learn
-
-
-def free_ports(n):
-    """n TCP ports free on this host now."""
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_two_workers_on_this_host_train_one_model(synthetic_mnist, tmp_path):

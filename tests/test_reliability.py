@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import command, environment, history, run_script, tree_digest, write_mnist
+from conftest import (command, environment, free_ports, history, run_script, tree_digest,
+                      write_mnist)
 
 from common import atomic, feeding
 from common import data as data_module
@@ -339,16 +339,6 @@ def test_a_feed_resumed_inside_an_epoch_gives_the_rest_of_its_batches(synthetic_
     rest = batches.epoch(5, skip=skip)
     for batch in expected:
         np.testing.assert_array_equal(next(rest)[0].numpy(), batch)
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(synthetic_mnist, tmp_path):
