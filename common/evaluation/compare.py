@@ -36,6 +36,9 @@ REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
 PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall")
 TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "test_elbo",
           "nll_iw")
+# the latest checkpoints' verdict: the distances, the score, fidelity and
+# diversity, and the likelihood where the models bound it
+JUDGED = ("fd", "kid", "classifier_score", "precision", "recall", "test_elbo", "nll_iw")
 
 
 def load(paths, configs, **evaluation):
@@ -183,7 +186,8 @@ def plot_pictures(loaded, path):
 def verdict(loaded, metric="fd"):
     """Sentences, from the numbers, by the rule of common.evaluation.spread:
     which group is better by `metric` at equal epochs and at equal training
-    time (metrics.csv), and at the latest checkpoints (evaluation.json)."""
+    time (metrics.csv), and by each JUDGED metric at the latest checkpoints
+    (evaluation.json)."""
     label = LABELS[metric]
     scored = [run for run in loaded if run["metrics"]]
     lines = []
@@ -202,9 +206,12 @@ def verdict(loaded, metric="fd"):
         lines.append("Fewer than two groups have metrics.csv (train with --metrics-every K), "
                      "so there is no epoch-by-epoch comparison.")
     finals = group_spreads(loaded, final)
-    if len(finals) >= 2:
-        lines += [f"At the latest checkpoints: {sentence}" for sentence in spread.ranking(
-            {group: spreads[metric] for group, spreads in finals.items()}, metric, label)]
+    for judged in JUDGED:  # every metric that two groups or more have
+        having = {group: spreads[judged] for group, spreads in finals.items()
+                  if judged in spreads}
+        if len(having) >= 2:
+            lines += [f"At the latest checkpoints: {sentence}"
+                      for sentence in spread.ranking(having, judged, LABELS[judged])]
     lines.append(f"Real training images score {loaded[0]['evaluation']['floor'][metric]:.3g} "
                  f"by {label}.")
     for run in scored:
