@@ -14,7 +14,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs):
         super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
 
-    def error(self, message):
+    def error(self, message):  # message: text, or a UsageError to show as one
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

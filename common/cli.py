@@ -140,7 +140,7 @@ def main(parser, build, argv=None):
         try:
             args.out = worker_out(args.out, os.environ.get("TF_CONFIG"))
         except UsageError as error:
-            parser.exit(2, f"{parser.prog}: error: {error}\n")
+            parser.error(error)
     if args.data_dir is None:
         args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
     try:
@@ -151,7 +151,7 @@ def main(parser, build, argv=None):
             raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                              f"({len(dataset.train_images)} images)")
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     if args.seed is None:
         args.seed = stored["args"]["seed"] if stored else random.randrange(2**31)
 

@@ -307,7 +307,7 @@ def main(argv=None):
         paths, configs = runs.collect(args.run_dirs)
         loaded = load(paths, configs, **options(args))
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     print(f"Wrote {write_report(loaded, args.out)}")
     return 0
 

@@ -157,7 +157,7 @@ def main(argv=None):
         runs.check(args.run_dir)
         result = evaluate_run(args.run_dir, **options(args))
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     print("\n".join(table(result)))
     return 0
 

@@ -56,7 +56,7 @@ def main(argv=None):
             raise UsageError(f"--digit: a {config['model']} is not conditional on the digit")
         loaded = runs.open_run(args.run_dir, args.data_dir)
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     arrays = {}
     if loaded.model.conditional:
         arrays["labels"] = conditional_labels(args.n, args.digit).astype(np.uint8)

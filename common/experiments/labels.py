@@ -35,7 +35,7 @@ def main(argv=None):
         names = runs.names(paths)
         results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     groups = {group: [names[i] for i in members]
               for group, members in spread.groups(paths, configs, names).items()}
     out = Path(args.out)

@@ -56,7 +56,7 @@ def main(argv=None):
         script = runs.script_for(args.model)
         refuse(training, [*SET_BY_THE_SWEEP] + (["--seed"] if args.seeds else []))
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")
     directories = {(rate, s): out / f"lr_{rate:g}" / (f"seed_{s}" if s is not None else "")
                    for rate in args.rates for s in (args.seeds or [None])}

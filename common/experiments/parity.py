@@ -73,7 +73,7 @@ def main(argv=None):
         sweep.check_options(args)
         script = runs.script_for(args.model)
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     precisions = args.precisions or default_precisions(script, args.model)
     variants = [REFERENCE] + [f"ours_{precision}" for precision in precisions]
     todo = [run for run in commands(args, script, precisions, out)

@@ -62,7 +62,7 @@ def main(argv=None):
         script_parser = script.make_parser()
         parsed = arguments.parse(script_parser, ["--model", args.model, *training])
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     out = Path(args.out or os.path.join(
         "outputs", f"seeds_{Path(cli.default_out(script_parser, parsed)).name}"))
     failed = sweep.failures(sweep.run_all(

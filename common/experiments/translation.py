@@ -62,7 +62,7 @@ def main(argv=None):
                 raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "
                                  f"encoder to reconstruct with")
     except UsageError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        parser.error(error)
     from common.evaluation import classifier
 
     data = loaded[0].data
