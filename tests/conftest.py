@@ -4,7 +4,8 @@ MNIST when MNIST_DIR is set, and helpers to run the train.py scripts.
 And a guard: the suite cannot touch the machine it runs on. Before any test
 module imports TensorFlow or tensorflow-datasets (which reads its data
 directory once, at import), HOME, KERAS_HOME and TFDS_DATA_DIR point into a
-temporary directory; every test runs with its working directory in its own
+temporary directory, and so does TMPDIR for the processes the tests start
+(a killed one leaves its temporary files: TensorFlow's AutoGraph code); every test runs with its working directory in its own
 temporary directory; and when the session ends it fails if the real home's
 tensorflow-datasets cache, its Keras directory or the checkout's outputs/
 changed (pytest_sessionfinish below)."""
@@ -37,8 +38,9 @@ PROTECTED = tuple(dict.fromkeys(
     + [Path(os.environ[name]) for name in ("TFDS_DATA_DIR", "KERAS_HOME") if os.environ.get(name)]))
 SANDBOX = Path(tempfile.mkdtemp(prefix="tests-sandbox-"))
 os.environ.update(HOME=str(SANDBOX / "home"), KERAS_HOME=str(SANDBOX / "home" / ".keras"),
-                  TFDS_DATA_DIR=str(SANDBOX / "tensorflow_datasets"))
+                  TFDS_DATA_DIR=str(SANDBOX / "tensorflow_datasets"), TMPDIR=str(SANDBOX / "t"))
 (SANDBOX / "home").mkdir()
+(SANDBOX / "t").mkdir()
 
 
 def snapshot(paths=PROTECTED):
