@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from common.errors import UsageError
+
 TEMPORARY = ".tmp-"  # .<name>.tmp-<pid>: a file being written, or left by a killed writer
 
 
@@ -30,10 +32,24 @@ def atomic_write(path, mode="wb"):
         tmp.unlink(missing_ok=True)
 
 
-def check_writable(directory):
-    """Raise OSError unless a file can be created in `directory` (a
-    temporary one, removed at once)."""
-    tempfile.TemporaryFile(dir=directory).close()
+def check_directory(path, option):
+    """Fail now, before any work, unless `path` is a directory files can be
+    created in, or can become one: probe it or, if it does not exist yet,
+    the nearest ancestor that does, with a temporary file removed at once
+    (nothing is created). The UsageError names the command-line `option`
+    that gave the path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create {option} {path}: {existing} is a file")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
 
 
 def remove_leftovers(directory):

@@ -160,29 +160,30 @@ def main(parser, build, argv=None):
 
     from common import devices, training
 
-    strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
-
-    evaluator = None
-    if args.metrics_every:  # first: training the classifier reseeds Keras
-        from common.evaluation import classifier
-        from common.evaluation.evaluator import Evaluator
-
-        trained = classifier.load_or_train(everything, classifier.cache_dir(run.path,
-                                                                            args.classifier_dir))
-        evaluator = Evaluator(trained, everything, args.metrics_samples)
-    device = devices.describe()
-    if args.model in parser.fp32_models and args.precision is None:
-        args.precision = "fp32"
-    for name, value in devices.speed_defaults().items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    # the run's precision, for this run only: a caller that runs several
-    # (lr-sweep) gets the policy back as it was
+    # the run's precision is for this run only: an in-process caller (the
+    # tests) gets the policy back as it was
     policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
     terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
-    sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set())
+    sigterm = []  # the handler to put back, once ours is in
     try:
+        strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
+        evaluator = None
+        if args.metrics_every:  # first: training the classifier reseeds Keras
+            from common.evaluation import classifier
+            from common.evaluation.evaluator import Evaluator
+
+            trained = classifier.load_or_train(everything, classifier.cache_dir(
+                run.path, args.classifier_dir))
+            evaluator = Evaluator(trained, everything, args.metrics_samples)
+        device = devices.describe()
+        if args.model in parser.fp32_models and args.precision is None:
+            args.precision = "fp32"
+        for name, value in devices.speed_defaults().items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
+        # until here SIGTERM kills at once (nothing to lose); from here it saves
+        sigterm.append(signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set()))
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
@@ -206,7 +207,8 @@ def main(parser, build, argv=None):
         print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
               f"last checkpoint in {run.path}", file=sys.stderr)
         return 130
-    except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints
+    except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints, a
+        # --classifier-dir that cannot be written
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     except (Diverged, Terminated) as stopped:
@@ -219,7 +221,8 @@ def main(parser, build, argv=None):
         return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
-        signal.signal(signal.SIGTERM, sigterm)
+        for handler in sigterm:
+            signal.signal(signal.SIGTERM, handler)
         run.close()
     return 0
 

@@ -29,7 +29,7 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 # - bf16, the GANs' default on bfloat16 CPUs: over 3 seeds x 5 full-MNIST
 #   epochs (2026-11-22, 2-core CPU) the DCGAN in bf16, in fp32 and the
 #   tutorial's loop cannot be told apart by FD (165 +- 16, 157 +- 17,
-#   138 +- 18; Welch p >= 0.13), KID, coverage, precision or recall; at
+#   138 +- 18; Welch p >= 0.13), coverage or recall (parity's JUDGED); at
 #   equal epochs bf16 costs nothing measurable, and it trains 24-43% more
 #   images a second, so it wins at equal training time.
 # - fp32 for the VAEs and the VAE-GAN everywhere (fp32_models in their

@@ -27,11 +27,14 @@ def start_tensorflow():
         import tensorflow as tf
         return tf
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # once logging is set up: no INFO lines
-    with _stderr_captured() as lines:
-        import tensorflow as tf
-        tf.config.list_physical_devices()  # the platforms' start-up lines, too
-    sys.stderr.write("".join(kept(lines)))
-    sys.stderr.flush()
+    lines = []
+    try:
+        with _stderr_captured(lines):
+            import tensorflow as tf
+            tf.config.list_physical_devices()  # the platforms' start-up lines, too
+    finally:  # also when the import fails: its own lines say why
+        sys.stderr.write("".join(kept(lines)))
+        sys.stderr.flush()
     return tf
 
 
@@ -45,15 +48,15 @@ def kept(lines):
 
 
 @contextlib.contextmanager
-def _stderr_captured():
+def _stderr_captured(lines):
     """File descriptor 2 (what C++ and Python write to stderr) into a
-    temporary file; the list yielded holds its lines at the end."""
+    temporary file, whose lines are added to `lines` at the end."""
     sys.stderr.flush()
-    saved, lines = os.dup(2), []
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            yield lines
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

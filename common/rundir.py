@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from common.atomic import atomic_write, check_writable, remove_leftovers
+from common.atomic import atomic_write, check_directory, remove_leftovers
 from common.errors import UsageError
 
 # Arguments that may change between a run and its resumption: how long to
@@ -58,7 +58,7 @@ class RunDir:
         same model with the same run-defining arguments (unless `fresh`).
         Returns the RunDir and the config of the run found there (or None)."""
         run = cls(path)
-        run._check_writable()
+        check_directory(run.path, "--out")
         if (run.path / LOCK).exists():  # fail now if it is in use; start() takes the lock
             run._lock(warn=False).close()
         old = run.config_seen = run.read_config()
@@ -72,23 +72,6 @@ class RunDir:
                 raise UsageError(f"{run.path} holds a different run ({'; '.join(differences)}); "
                                  f"pass --fresh to replace it, or choose another --out")
         return run, (None if fresh else old)
-
-    def _check_writable(self):
-        """Fail now, before anything is written, if --out cannot be written:
-        probe the directory itself or, if it does not exist yet, the nearest
-        ancestor that does (nothing is created here)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise UsageError(f"--out {self.path} is a file, not a directory")
-        existing = self.path
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir():
-            raise UsageError(f"cannot create --out {self.path}: {existing} is a file")
-        try:
-            check_writable(existing)
-        except OSError as error:
-            raise UsageError(f"cannot write to --out {self.path}: "
-                             f"{error.strerror or error}") from None
 
     def start(self, config, fresh=False):
         """Begin (or resume) the run: take its lock (a UsageError if another

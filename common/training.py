@@ -57,73 +57,76 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     history = run.read_table("history")
     writer = tf.summary.create_file_writer(str(run.logs))
     scorer = _Scorer(evaluator, run, writer, run.read_table("metrics"))
-    if not inside and scorer.missing(start, metrics_every):
-        scorer.submit(model, start)  # killed while its statistics were computed
-        scorer.flush()
-    scalars = (*model.metrics, *model.eval_metrics)
-    columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
-               *devices.memory_mb())
-    batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
-                           on_device=data_on_device)
-    run_steps = _stepper(model.train_step, strategy, jit, checkpoints.progress, _weights(model))
-    if checkpoints.saved:
-        print(f"Resuming {run.path} from its checkpoint after epoch {start}"
-              + (f", {inside} of {batches.steps} steps into epoch {start + 1}" if inside else "")
-              + f" (training to epoch {epochs})", flush=True)
-    page = pages.RunPage(run, model.plots)
-
-    if start >= epochs:
-        print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
-    notice = _termination_notice(strategy, run, checkpoints, terminate)
-    epoch = start
-    while epoch < epochs:
-        epoch += 1
-        last = epoch == epochs
-        began = time.perf_counter() - float(checkpoints.progress.seconds)
-
-        def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
+    try:
+        if not inside and scorer.missing(start, metrics_every):
+            scorer.submit(model, start)  # killed while its statistics were computed
             scorer.flush()
-            checkpoints.progress.seconds.assign(time.perf_counter() - began)
-            checkpoints.save(epoch - 1)
+        scalars = (*model.metrics, *model.eval_metrics)
+        columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
+                   *devices.memory_mb())
+        batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
+                               on_device=data_on_device)
+        run_steps = _stepper(model.train_step, strategy, jit, checkpoints.progress, _weights(model))
+        if checkpoints.saved:
+            print(f"Resuming {run.path} from its checkpoint after epoch {start}"
+                  + (f", {inside} of {batches.steps} steps into epoch {start + 1}" if inside else "")
+                  + f" (training to epoch {epochs})", flush=True)
+        page = pages.RunPage(run, model.plots)
 
-        try:
-            with (tf.profiler.experimental.Profile(str(run.logs)) if epoch == profile_epoch
-                  else contextlib.nullcontext()):
-                row = {"epoch": epoch, **_run_epoch(
-                    run_steps, batches.epoch(epoch, skip=int(checkpoints.progress.step)),
-                    batches.steps, steps_per_call, checkpoints.progress, lambda: notice(save))}
-                row["train_seconds"] = time.perf_counter() - began
-        except _NonFinite as found:
-            epoch = _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer)
-            history = run.read_table("history")
-            continue
-        checkpoints.progress.reset()
-        if epoch % eval_every == 0 or last:
-            row.update(model.evaluate())
-        pictures = _pictures(model) if epoch % save_every == 0 or last else {}
-        for name, picture in pictures.items():
-            images.save_png(picture, run.image_path(epoch, name))
-        row["seconds"] = time.perf_counter() - began
-        row["images_per_sec"] = len(data.train_images) / row["seconds"]
-        row.update(devices.memory_mb())
-        history.append(row)
-        page.update(history)  # first: a kill between the two leaves the page ahead, not behind
-        run.write_table("history", history, columns)
-        _log(writer, row, pictures.get("image"))
-        print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
-              f"({row['images_per_sec']:.0f} images/sec)  "
-              + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
-              flush=True)
-        if evaluator is not None and (epoch % metrics_every == 0 or last):
-            scorer.submit(model, epoch)
-        scorer.flush(before=math.inf if last else epoch)
-        if epoch % checkpoint_every == 0 or last:
-            checkpoints.save(epoch)
-    scorer.close()
-    writer.close()
-    if history:
-        _finish(run, model, history)
-    page.finish(history)
+        if start >= epochs:
+            print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
+        notice = _termination_notice(strategy, run, checkpoints, terminate)
+        epoch = start
+        while epoch < epochs:
+            epoch += 1
+            last = epoch == epochs
+            began = time.perf_counter() - float(checkpoints.progress.seconds)
+
+            def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
+                scorer.flush()
+                checkpoints.progress.seconds.assign(time.perf_counter() - began)
+                checkpoints.save(epoch - 1)
+
+            try:
+                with (tf.profiler.experimental.Profile(str(run.logs)) if epoch == profile_epoch
+                      else contextlib.nullcontext()):
+                    row = {"epoch": epoch, **_run_epoch(
+                        run_steps, batches.epoch(epoch, skip=int(checkpoints.progress.step)),
+                        batches.steps, steps_per_call, checkpoints.progress, lambda: notice(save))}
+                    row["train_seconds"] = time.perf_counter() - began
+            except _NonFinite as found:
+                epoch = _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer)
+                history = run.read_table("history")
+                continue
+            checkpoints.progress.reset()
+            if epoch % eval_every == 0 or last:
+                row.update(model.evaluate())
+            pictures = _pictures(model) if epoch % save_every == 0 or last else {}
+            for name, picture in pictures.items():
+                images.save_png(picture, run.image_path(epoch, name))
+            row["seconds"] = time.perf_counter() - began
+            row["images_per_sec"] = len(data.train_images) / row["seconds"]
+            row.update(devices.memory_mb())
+            history.append(row)
+            page.update(history)  # first: a kill between the two leaves the page ahead, not behind
+            run.write_table("history", history, columns)
+            _log(writer, row, pictures.get("image"))
+            print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
+                  f"({row['images_per_sec']:.0f} images/sec)  "
+                  + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
+                  flush=True)
+            if evaluator is not None and (epoch % metrics_every == 0 or last):
+                scorer.submit(model, epoch)
+            scorer.flush(before=math.inf if last else epoch)
+            if epoch % checkpoint_every == 0 or last:
+                checkpoints.save(epoch)
+        scorer.close()
+        if history:
+            _finish(run, model, history)
+        page.finish(history)
+    finally:  # also when the run stops early: a NaN, SIGTERM, Ctrl-C, a full disk
+        scorer.close(flush=False)  # what was pending is scored again on resume
+        writer.close()
 
 
 def restore(model, run):
@@ -416,10 +419,13 @@ class _Scorer:
             print(f"Metrics at epoch {epoch} ({score['seconds']:.1f} sec)  " + "  ".join(
                 f"{name} {score[name]:.4g}" for name in self.evaluator.columns[3:]), flush=True)
 
-    def close(self):
-        self.flush()
+    def close(self, flush=True):
+        """Write what is pending (with `flush`), then release the thread."""
+        if flush:
+            self.flush()
         if self.pool:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
 
 
 def _timed(function):

@@ -309,11 +309,18 @@ COMMAND_ERRORS = [
     (["common.evaluation.evaluate", "{runs}/dcgan", "--iw-samples", "-1"],
      "argument --iw-samples: expected a whole number >= 0, got -1"),
     (["common.evaluation.sample", "{runs}/dcgan", "--out", "{tmp}/x.txt"], "must end in .npz"),
-    (["common.evaluation.sample", "{runs}/dcgan", "--out", "{tmp}/no/dir/x.npz"],
-     "cannot write --out"),
+    (["common.evaluation.sample", "{runs}/dcgan", "--out", "{tmp}/file/x.npz"],
+     "the folder of --out"),
     (["common.evaluation.sample", "{runs}/dcgan"], "the following arguments are required: --out"),
     (["common.evaluation.compare", "{runs}/dcgan", "{fashion}"], "different data sets"),
     (["common.evaluation.compare", "{runs}/dcgan", "{runs}/dcgan"], "a run is given twice"),
+    (["common.evaluation.compare", "{runs}/dcgan", "--out", "{tmp}/file"], "is a file, not a"),
+    (["common.experiments", "labels", "{runs}/dcgan", "--out", "{tmp}/file/x"],
+     "cannot create --out"),
+    (["common.experiments", "translation", "{runs}/dcgan", "--out", "{tmp}/file"],
+     "is a file, not a"),
+    (["common.experiments", "translation", "{runs}/dcgan", "--seed", "-1"],
+     "argument --seed: expected 0 <= seed"),
 ]
 
 
@@ -325,6 +332,7 @@ def test_command_errors_are_one_line(args, message, runs_dir, tmp_path):
     shutil.copytree(runs_dir / "dcgan", fashion)
     (fashion / "config.json").write_text(json.dumps(fashion_config))
     shutil.copytree(runs_dir / "dcgan", tmp_path / "dcgan")
+    (tmp_path / "file").write_text("not a folder")
     places = {"tmp": tmp_path, "runs": runs_dir, "fashion": fashion}
     result = run_script("-m", *[a.format(**places) for a in args])
     assert result.returncode == 2

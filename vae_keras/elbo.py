@@ -11,7 +11,6 @@ import math
 
 import tensorflow as tf
 
-KL_ESTIMATORS = ("mc", "analytic")
 LOG_2PI = math.log(2.0 * math.pi)
 
 

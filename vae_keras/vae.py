@@ -14,7 +14,6 @@ from common import images
 from common.model import GenerativeModel, apply_gradients, conditional_labels, make_optimizer
 from vae_keras import elbo
 
-BINARIZATIONS = ("static", "dynamic", "none")
 PANEL_ROWS = ("Originals", "Decoded Random Samples", "Decoded Modes", "Decoded Means",
               "Randomly Generated Samples", "Randomly Generated Modes",
               "Randomly Generated Means")  # report 000, section 5

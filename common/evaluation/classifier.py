@@ -1,6 +1,6 @@
 """The evaluation classifier: a small CNN trained once per data set on its
 training split, cached on disk, whose penultimate layer is the feature space
-of the sample-quality metrics (common/metrics.py), as the Inception network
+of the sample-quality metrics (common/evaluation/metrics.py), as the Inception network
 is for FID on natural images (Heusel et al. 2017). It is built, trained and
 run in float32 whatever precision policy the run trains in, so that every
 run's metrics are measured with the same numbers."""
@@ -17,10 +17,11 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_directory
 
 EPOCHS, BATCH, LEARNING_RATE, SEED = 6, 128, 1e-3, 0  # 99.2% on MNIST in about a minute here
 FEATURES = "features"  # the name of the layer the metrics read
+WEIGHTS, INFO = "classifier.weights.h5", "info.json"  # the cache's files
 
 
 def make_classifier():
@@ -110,22 +111,30 @@ def load_or_train(data, cache_root):
     """The classifier for `data` (its full training split), from
     `cache_root/<dataset>-<key>/` if there, else trained and saved there. The
     key hashes this file's code and the training data, so a change to
-    either trains a new one."""
+    either trains a new one. A cache that cannot be written is a UsageError
+    naming --classifier-dir, before any training; one that holds the
+    classifier is only read."""
     key = hashlib.sha256(Path(__file__).read_bytes() + data.train_images.tobytes()
                          + data.train_labels.tobytes()).hexdigest()[:16]
     directory = Path(cache_root) / f"{data.name}-{key}"
-    weights, info_file = directory / "classifier.weights.h5", directory / "info.json"
-    with _float32(), _only_process(directory):
-        if weights.exists() and info_file.exists():
-            model = make_classifier()
-            model.load_weights(weights)
-            return Classifier(model, json.loads(info_file.read_text()))
-        return _train(data, key, directory)
+    with _float32():
+        if not _cached(directory):
+            check_directory(cache_root, "--classifier-dir")
+            with _only_process(directory):
+                if not _cached(directory):  # nor by a process that held the lock before
+                    return _train(data, key, directory)
+        model = make_classifier()
+        model.load_weights(directory / WEIGHTS)
+        return Classifier(model, json.loads((directory / INFO).read_text()))
+
+
+def _cached(directory):
+    return (directory / WEIGHTS).exists() and (directory / INFO).exists()
 
 
 def _train(data, key, directory):
     """Train the classifier on `data`'s training split, save it in `directory`."""
-    weights, info_file = directory / "classifier.weights.h5", directory / "info.json"
+    weights, info_file = directory / WEIGHTS, directory / INFO
     print(f"Training the evaluation classifier for {data.name} on its {len(data.train_images)} "
           f"training images (once; cached in {directory})", flush=True)
     keras.utils.set_random_seed(SEED)

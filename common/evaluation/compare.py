@@ -24,7 +24,7 @@ from PIL import Image
 
 from common import images, pages, runs
 from common.arguments import Parser
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
@@ -304,6 +304,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        check_directory(args.out, "--out")
         paths, configs = runs.collect(args.run_dirs)
         loaded = load(paths, configs, **options(args))
     except UsageError as error:

@@ -1,6 +1,6 @@
 """Sample-quality metrics on feature vectors (one row per image) of real and
 generated images, in float64 numpy. Each function cites the paper whose
-definition it follows; common/evaluate.py applies them in the evaluation
+definition it follows; common/evaluation/evaluator.py applies them in the evaluation
 classifier's feature space."""
 import numpy as np
 

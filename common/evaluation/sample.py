@@ -12,7 +12,7 @@ import numpy as np
 
 from common import runs
 from common.arguments import Parser, positive_int, seed
-from common.atomic import atomic_write, check_writable
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.images import to_uint8
 from common.model import conditional_labels
@@ -24,7 +24,7 @@ def make_parser():
     parser = Parser(prog="python -m common.evaluation.sample", description=__doc__)
     parser.add_argument("run_dir", help="a run directory written by a train.py")
     parser.add_argument("--n", type=positive_int, default=10_000, help="how many images")
-    parser.add_argument("--out", required=True, help="the .npz file to write")
+    parser.add_argument("--out", required=True, help="the .npz file to write (its folders are made)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the generating noise")
     parser.add_argument("--digit", type=int, choices=range(10), default=None, metavar="DIGIT",
                         help="a conditional model (cvae) draws only this digit (default: "
@@ -38,10 +38,7 @@ def _check_out(out):
     """Fail before the work if `out` cannot be written."""
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory")
-    try:
-        check_writable(out.parent)
-    except OSError as error:
-        raise UsageError(f"cannot write --out {out}: {error.strerror or error}") from None
+    check_directory(out.parent, "the folder of --out")
 
 
 def main(argv=None):
@@ -64,6 +61,7 @@ def main(argv=None):
     else:
         generated = loaded.model.sample(args.n, args.seed)
     images = to_uint8(generated)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as f:
         np.savez_compressed(f, images=images, **arrays)
     print(f"Wrote {len(images)} images of {loaded.config['model']} at epoch {loaded.epoch} "

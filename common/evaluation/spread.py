@@ -94,11 +94,6 @@ def welch(a, b):
     return float(result.statistic), float(result.pvalue)
 
 
-def better(a, b, metric):
-    """Whether Spread `a`'s mean is better than `b`'s by `metric`."""
-    return a.mean < b.mean if LOWER_IS_BETTER[metric] else a.mean > b.mean
-
-
 def ranking(groups, metric, label):
     """Sentences comparing the best group by `metric` with each other, by
     RULE: {group name: Spread}; `label` names the metric."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import images, runs
 from common.arguments import Parser
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
@@ -31,6 +31,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        check_directory(args.out, "--out")
         paths, configs = runs.collect(args.run_dirs)
         names = runs.names(paths)
         results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
@@ -65,9 +66,6 @@ def table(results):
     return lines
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def group_table(results, groups):
     """Markdown, when some group has several seeds: per group of runs that
@@ -87,3 +85,7 @@ def group_table(results, groups):
         lines.append(f"| {group} | {len(members)} | " + " | ".join(shares)
                      + f" | {confidence} |")
     return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

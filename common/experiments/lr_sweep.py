@@ -36,9 +36,9 @@ MEASURED = ("seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb"
 def make_parser():
     parser = Parser(prog="python -m common.experiments lr-sweep", description=__doc__)
     parser.add_argument("--model", default="vaegan",
-                        help="the model to sweep (default: vaegan, report 002's)")
+                        help="the model to sweep (report 002's)")
     parser.add_argument("--rates", type=positive_float, nargs="+", default=list(RATES),
-                        help="the learning rates (default: report 002's)")
+                        help="the learning rates (report 002's)")
     parser.add_argument("--seeds", type=seed, nargs="+", default=None,
                         help="train every rate under each of these seeds (default: one run per "
                              "rate, with the train.py's --seed if given)")

@@ -78,6 +78,9 @@ def main(argv=None):
     variants = [REFERENCE] + [f"ours_{precision}" for precision in precisions]
     todo = [run for run in commands(args, script, precisions, out)
             if not _finished(out, run, args.epochs)]
+    for run in todo:  # a reference trains again from its first epoch: its old scores go
+        if run.name.startswith(REFERENCE):
+            (out / run.name / "metrics.csv").unlink(missing_ok=True)
     failed = sweep.failures(sweep.run_all(todo, args.workers, args.cluster))
     if failed:
         print(f"{parser.prog}: {failed}", file=sys.stderr)

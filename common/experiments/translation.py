@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from common import images, runs
-from common.arguments import Parser, positive_int, unit_interval
-from common.atomic import atomic_write
+from common.arguments import Parser, positive_int, seed, unit_interval
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
 
@@ -44,7 +44,7 @@ def make_parser():
                         help="test digits to shift (the first N)")
     parser.add_argument("--shift", type=unit_interval, default=0.1,
                         help="largest shift, as a share of the image's size (report 002: 0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shifts")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the shifts")
     parser.add_argument("--data-dir", default=None, help="read the data from here")
     parser.add_argument("--classifier-dir", default=None,
                         help="where the evaluation classifier is cached")
@@ -55,18 +55,20 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        check_directory(args.out, "--out")
         paths, configs = runs.collect(args.run_dirs)
         loaded = [runs.open_run(path, args.data_dir) for path in paths]
         for run in loaded:
             if not hasattr(run.model, "reconstruct"):
                 raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "
                                  f"encoder to reconstruct with")
+        from common.evaluation import classifier
+
+        data = loaded[0].data
+        trained = classifier.load_or_train(data, classifier.cache_dir(paths[0],
+                                                                      args.classifier_dir))
     except UsageError as error:
         parser.error(error)
-    from common.evaluation import classifier
-
-    data = loaded[0].data
-    trained = classifier.load_or_train(data, classifier.cache_dir(paths[0], args.classifier_dir))
     digits, labels = data.test_images[:args.images], data.test_labels[:args.images]
     shifted = translate(digits, args.shift * digits.shape[1], np.random.default_rng(args.seed))
     rows, pictures = [], [("Originals", digits[:SHOWN] / 255), ("Shifted", shifted[:SHOWN] / 255)]
