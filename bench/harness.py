@@ -11,6 +11,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's packages
 from common import data, images  # noqa: E402
 from common.atomic import atomic_write  # noqa: E402
+from common.errors import UsageError  # noqa: E402
 from common.rundir import RunDir  # noqa: E402
 
 
@@ -34,7 +35,10 @@ def make_parser(doc, epochs):
 def mnist(args):
     """The data set (common.data: IDX files or tensorflow-datasets), its
     training split cut to --images."""
-    loaded = data.load("mnist", args.data_dir)
+    try:
+        loaded = data.load("mnist", args.data_dir)
+    except UsageError as error:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {error}")
     return loaded.train_images[:args.images], loaded.test_images
 
 
