@@ -57,6 +57,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     history = run.read_table("history")
     writer = tf.summary.create_file_writer(str(run.logs))
     scorer = _Scorer(evaluator, run, writer, run.read_table("metrics"))
+    page = None
     try:
         if not inside and scorer.missing(start, metrics_every):
             scorer.submit(model, start)  # killed while its statistics were computed
@@ -127,6 +128,9 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     finally:  # also when the run stops early: a NaN, SIGTERM, Ctrl-C, a full disk
         scorer.close(flush=False)  # what was pending is scored again on resume
         writer.close()
+        if page is not None and page.training:  # stopped early: the page says so at once
+            with contextlib.suppress(OSError):
+                page.finish(run.read_table("history"))
 
 
 def restore(model, run):

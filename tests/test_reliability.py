@@ -18,7 +18,7 @@ import tensorflow as tf
 from conftest import (command, environment, free_ports, history, run_script, tree_digest,
                       write_mnist)
 
-from common import atomic, feeding
+from common import atomic, feeding, pages
 from common import data as data_module
 from common.errors import UsageError
 from common.rundir import RunDir
@@ -133,6 +133,8 @@ def test_a_nan_loss_stops_the_run_before_anything_of_its_epoch_is_written(
     assert sorted(p.name for p in (out / "images").glob("image_at_epoch_*.png")) == [
         "image_at_epoch_0001.png", "image_at_epoch_0002.png"]
     assert [(e["epoch"], e["event"]) for e in events(out)] == [("3", "diverged")]
+    page = pages._read_data(out / "index-data.js")["summary"]
+    assert (page["training"], page["epochs"], page["target"]) == (False, 2, 4)  # "stopped"
 
     assert run(script, synthetic_mnist, out, "--epochs", 4) == 0  # the step is sane again
     assert "Resuming" in capsys.readouterr().out and epochs(out) == [1, 2, 3, 4]
