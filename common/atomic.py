@@ -41,15 +41,21 @@ def check_directory(path, option):
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file, not a directory")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
+    existing = nearest_existing(path)
     if not existing.is_dir():
         raise UsageError(f"cannot create {option} {path}: {existing} is a file")
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
+
+
+def nearest_existing(path):
+    """`path` if it exists, else its nearest ancestor that does."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def remove_leftovers(directory):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from common import arguments, data, quiet
 from common.arguments import Parser, non_negative_int, positive_int, seed
+from common.atomic import nearest_existing
 from common.errors import Diverged, Terminated, UsageError
 from common.rundir import RunDir
 
@@ -165,6 +166,7 @@ def main(parser, build, argv=None):
     policy = keras.mixed_precision.global_policy()
     terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
     sigterm = []  # the handler to put back, once ours is in
+    resumable = stored is not None  # whether the same command would resume something
     try:
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
         evaluator = None
@@ -192,6 +194,7 @@ def main(parser, build, argv=None):
                    "device": device, "versions": _versions(),
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
                   fresh=args.fresh)
+        resumable = True
         replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
         print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
               f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
@@ -204,8 +207,9 @@ def main(parser, build, argv=None):
                        data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
                        on_nonfinite=args.on_nonfinite, terminate=terminate)
     except KeyboardInterrupt:
-        print(f"\n{parser.prog}: interrupted; run the same command again to resume from the "
-              f"last checkpoint in {run.path}", file=sys.stderr)
+        print(f"\n{parser.prog}: interrupted; " + (
+            f"run the same command again to resume from the last checkpoint in {run.path}"
+            if resumable else "the run had not begun: nothing was written"), file=sys.stderr)
         return 130
     except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints, a
         # --classifier-dir that cannot be written
@@ -217,7 +221,7 @@ def main(parser, build, argv=None):
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        print(f"{parser.prog}: error: {_disk_full(error, run)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_disk_full(error, run, resumable)}", file=sys.stderr)
         return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
@@ -248,14 +252,14 @@ def _stopped(stopped, args):
             f"{stopped.epoch} was written and {resume}; try {', or '.join(tries)}")
 
 
-def _disk_full(error, run):
+def _disk_full(error, run, resumable):
     """The line for a full disk: the file, the space free and needed."""
     needed = run.checkpoint_bytes()
-    return (f"no space left on the device for {error.filename} "
-            f"({_mb(shutil.disk_usage(run.path).free)} free"
+    free = shutil.disk_usage(nearest_existing(error.filename or run.path)).free
+    return (f"no space left on the device for {error.filename} ({_mb(free)} free"
             + (f"; a checkpoint of this run needs {_mb(needed)}" if needed else "")
-            + "); free some space, then run the same command again to resume from the last "
-              "checkpoint")
+            + "); free some space, then run the same command again"
+            + (" to resume from the last checkpoint" if resumable else ""))
 
 
 def _mb(size):

@@ -496,6 +496,32 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(synthetic_mnist, tm
     assert epochs(out) == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("failure, status, message", [
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "{cache}"), 2,
+     "error: no space left on the device for {cache} ("),
+    (KeyboardInterrupt(), 130, "interrupted; the run had not begun: nothing was written"),
+], ids=["full disk", "ctrl-c"])
+def test_stopped_before_a_new_run_began_is_one_line_that_promises_no_resume(
+        failure, status, message, synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """A full disk or Ctrl-C while the evaluation classifier trains, before
+    a new run has a directory."""
+    from common.evaluation import classifier
+
+    cache = tmp_path / "classifier" / "classifier.weights.h5"
+    if isinstance(failure, OSError):
+        failure.filename = str(cache)
+
+    def fails(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(classifier, "load_or_train", fails)
+    out = tmp_path / "run"
+    assert run(gan_train, synthetic_mnist, out, "--epochs", 1, "--metrics-every", 1) == status
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert message.format(cache=cache) in line and "resume" not in line, line
+    assert not out.exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A tmpfs of 80 MB (root only; skipped where mounting is not allowed),
