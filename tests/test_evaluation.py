@@ -31,7 +31,7 @@ def runs_dir(synthetic_mnist, tmp_path_factory):
     return root
 
 
-def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys):
+def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys, monkeypatch):
     mnist = data.load("mnist", synthetic_mnist)
     first = classifier.load_or_train(mnist, tmp_path)
     assert "Training the evaluation classifier" in capsys.readouterr().out
@@ -46,6 +46,8 @@ def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys
     other = data.load("mnist", write_mnist(tmp_path / "other", seed=5))
     assert classifier.load_or_train(other, tmp_path).info["key"] != first.info["key"]
     assert len(list(tmp_path.glob("mnist-*"))) == 2
+    monkeypatch.setattr(classifier, "EPOCHS", classifier.EPOCHS + 1)  # another recipe
+    assert classifier.load_or_train(mnist, tmp_path).info["key"] != first.info["key"]
 
 
 def test_the_classifier_computes_in_float32_whatever_the_policy(synthetic_mnist, tmp_path):

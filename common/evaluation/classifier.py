@@ -7,6 +7,7 @@ run's metrics are measured with the same numbers."""
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import json
 import sys
 import time
@@ -110,11 +111,14 @@ def cache_dir(run_path, given=None):
 def load_or_train(data, cache_root):
     """The classifier for `data` (its full training split), from
     `cache_root/<dataset>-<key>/` if there, else trained and saved there. The
-    key hashes this file's code and the training data, so a change to
-    either trains a new one. A cache that cannot be written is a UsageError
+    key hashes what makes the classifier (its network, its training and its
+    settings, as code) and the training data, so a change to one of them
+    trains a new one, and an edit elsewhere in this file does not. A cache that cannot be written is a UsageError
     naming --classifier-dir, before any training; one that holds the
     classifier is only read."""
-    key = hashlib.sha256(Path(__file__).read_bytes() + data.train_images.tobytes()
+    recipe = "".join(inspect.getsource(f) for f in (make_classifier, _train, to_input))
+    recipe += repr((EPOCHS, BATCH, LEARNING_RATE, SEED))
+    key = hashlib.sha256(recipe.encode() + data.train_images.tobytes()
                          + data.train_labels.tobytes()).hexdigest()[:16]
     directory = Path(cache_root) / f"{data.name}-{key}"
     with _float32():
