@@ -26,7 +26,7 @@ from PIL import Image
 
 from common import images, runs
 from common.arguments import Parser, positive_int, seed
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
 from common.evaluation.metrics import LABELS
@@ -70,6 +70,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = Path(args.out or f"outputs/parity_{args.model}").resolve()
     try:
+        check_directory(out, "--out")
         sweep.check_options(args)
         script = runs.script_for(args.model)
     except UsageError as error:
