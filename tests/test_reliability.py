@@ -277,10 +277,13 @@ def test_a_second_process_is_refused_and_readers_still_work(synthetic_mnist, tmp
 # -- SIGTERM --------------------------------------------------------------------------------
 
 
-# Per model: options, training images and steps per call, at batch 8: epochs
-# of a second or two on two CPU cores, with graph calls to stop between.
-TERMINATED = {"dcgan": ("gan_keras/train.py", [], 256, GAN_LOSSES),
-              "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 512, VAE_LOSSES)}
+# Per model: options and training images, at batch 8 and 4 steps a call:
+# epochs of about two seconds on two CPU cores, with graph calls to stop
+# between, so that half an epoch's wait lands inside the next epoch (with
+# epochs of 0.2 s, as 512 conv VAE images gave, the signal could come
+# before its first step, and did on CI).
+TERMINATED = {"dcgan": ("gan_keras/train.py", [], 1024, GAN_LOSSES),
+              "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096, VAE_LOSSES)}
 
 
 @pytest.mark.parametrize("model", TERMINATED)
