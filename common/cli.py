@@ -165,8 +165,7 @@ def main(parser, build, argv=None):
     # tests) gets the policy back as it was
     policy = keras.mixed_precision.global_policy()
     terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
-    sigterm = []  # the handler to put back, once ours is in
-    resumable = stored is not None  # whether the same command would resume something
+    sigterm = None  # the handler to put back, once ours is in
     try:
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
         evaluator = None
@@ -185,7 +184,7 @@ def main(parser, build, argv=None):
                 setattr(args, name, value)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
         # until here SIGTERM kills at once (nothing to lose); from here it saves
-        sigterm.append(signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set()))
+        sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set())
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
@@ -194,7 +193,6 @@ def main(parser, build, argv=None):
                    "device": device, "versions": _versions(),
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
                   fresh=args.fresh)
-        resumable = True
         replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
         print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
               f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
@@ -209,7 +207,8 @@ def main(parser, build, argv=None):
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; " + (
             f"run the same command again to resume from the last checkpoint in {run.path}"
-            if resumable else "the run had not begun: nothing was written"), file=sys.stderr)
+            if _resumable(run, stored) else "the run had not begun: nothing was written"),
+            file=sys.stderr)
         return 130
     except UsageError as error:  # found once TensorFlow runs: the lock, the checkpoints, a
         # --classifier-dir that cannot be written
@@ -221,12 +220,12 @@ def main(parser, build, argv=None):
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        print(f"{parser.prog}: error: {_disk_full(error, run, resumable)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_disk_full(error, run, _resumable(run, stored))}", file=sys.stderr)
         return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
-        for handler in sigterm:
-            signal.signal(signal.SIGTERM, handler)
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
         run.close()
     return 0
 
@@ -250,6 +249,12 @@ def _stopped(stopped, args):
     tries.append("a fresh start (--fresh) with a lower --lr or another --seed")
     return (f"diverged in epoch {stopped.epoch}: {stopped.what}. Nothing of epoch "
             f"{stopped.epoch} was written and {resume}; try {', or '.join(tries)}")
+
+
+def _resumable(run, stored):
+    """Whether the same command would resume something: a run found in the
+    directory, or this one once started (start takes the run's lock)."""
+    return stored is not None or run.lock is not None
 
 
 def _disk_full(error, run, resumable):

@@ -493,6 +493,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(synthetic_mnist, tm
     assert line.split(": ", 1)[1].startswith(
         f"error: no space left on the device for {out / 'images' / 'image_at_epoch_0003.png'} (")
     assert f"a checkpoint of this run needs {size / 2**20:.1f} MB" in line
+    assert line.endswith("run the same command again to resume from the last checkpoint")
     assert checkpoint_numbers(out) == [1, 2]
     assert run(gan_train, synthetic_mnist, out, "--epochs", 4) == 0
     assert "from its checkpoint after epoch 2 " in capsys.readouterr().out
