@@ -32,7 +32,7 @@ from conftest import ROOT
 
 from common import arguments, runs
 from common.errors import UsageError
-from common.experiments import EXPERIMENTS
+from common.experiments import EXPERIMENTS, sweep
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OURS = ("common", "gan_keras", "vae_keras", "bench")  # the packages whose commands are checked
@@ -174,9 +174,8 @@ def check_module(module_name, argv):
         if parsed is None:  # --help
             return
         args, rest = parsed
-        sets = module.SET_BY_THE_SWEEP + (("--seed",) if getattr(args, "seeds", None) else ())
         try:
-            module.refuse(rest, sets)
+            sweep.refuse(rest, module.set_by_the_sweep(args))
         except UsageError as error:
             raise Rejected(str(error)) from None
         check_training(args.model, rest)

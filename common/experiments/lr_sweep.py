@@ -24,7 +24,6 @@ from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation import spread
 from common.experiments import sweep
-from common.experiments.seeds import refuse, training_run
 from common.rundir import RunDir
 
 RATES = (0.00015, 0.0003, 0.0006)  # report 002, table 1
@@ -54,22 +53,15 @@ def main(argv=None):
     try:
         sweep.check_options(args)
         script = runs.script_for(args.model)
-        refuse(training, [*SET_BY_THE_SWEEP] + (["--seed"] if args.seeds else []))
+        sweep.refuse(training, set_by_the_sweep(args))
     except UsageError as error:
         parser.error(error)
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")
     directories = {(rate, s): out / f"lr_{rate:g}" / (f"seed_{s}" if s is not None else "")
                    for rate in args.rates for s in (args.seeds or [None])}
-    planned = []
-    for (rate, s), directory in directories.items():
-        name = str(directory.relative_to(out))
-        if s is None:  # the train.py's own --seed, if any
-            planned.append(sweep.Run(name, (sys.executable, script.__file__, "--model",
-                                            args.model, *training, "--lr", str(rate),
-                                            "--out", str(directory.resolve()))))
-        else:
-            planned.append(training_run(name, script, args.model, [*training, "--lr", str(rate)],
-                                        s, directory))
+    planned = [sweep.training_run(str(directory.relative_to(out)), script, args.model,
+                                  [*training, "--lr", str(rate)], s, directory)
+               for (rate, s), directory in directories.items()]
     failed = sweep.failures(sweep.run_all(planned, args.workers, args.cluster))
     if failed:
         print(f"{parser.prog}: {failed}", file=sys.stderr)
@@ -77,6 +69,11 @@ def main(argv=None):
     write_report(directories, out)
     print(f"Wrote {out / 'lr_sweep.md'}")
     return 0
+
+
+def set_by_the_sweep(args):
+    """The train.py options the sweep sets itself: --seed too with --seeds."""
+    return SET_BY_THE_SWEEP + (("--seed",) if args.seeds else ())
 
 
 def final_row(directory):

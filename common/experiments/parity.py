@@ -117,13 +117,12 @@ def commands(args, script, precisions, out):
             "--sample-count", str(args.samples), *data, *size))
         for precision in precisions:
             variant = f"ours_{precision}"
-            yield sweep.Run(f"{variant}/seed_{seed_}", (
-                sys.executable, script.__file__, "--model", args.model,
-                "--epochs", str(args.epochs), "--seed", str(seed_), "--precision", precision,
-                "--out", str(run_dir(out, variant, seed_)), "--metrics-every", "1",
+            yield sweep.training_run(f"{variant}/seed_{seed_}", script, args.model, [
+                "--epochs", str(args.epochs), "--precision", precision, "--metrics-every", "1",
                 "--metrics-samples", str(args.samples),
                 "--classifier-dir", str(out / "classifier"), *data,
-                *(["--train-size", str(args.images)] if args.images else [])))
+                *(["--train-size", str(args.images)] if args.images else [])],
+                seed_, run_dir(out, variant, seed_))
 
 
 def _finished(out, run, epochs):

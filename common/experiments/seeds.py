@@ -37,19 +37,9 @@ def make_parser():
     return parser
 
 
-def refuse(training, options):
-    """A UsageError if the training arguments set one of `options`, which
-    the sweep sets itself, in any spelling (--seed 1, --seed=1)."""
-    for option in options:
-        if any(token == option or token.startswith(f"{option}=") for token in training):
-            raise UsageError(f"the sweep sets {option} itself")
-
-
-def training_run(name, script, model, training, seed_, directory):
-    """A sweep.Run of `script` training `model` with the `training`
-    arguments under `seed_` into `directory`."""
-    return sweep.Run(name, (sys.executable, script.__file__, "--model", model, *training,
-                            "--seed", str(seed_), "--out", str(Path(directory).resolve())))
+def set_by_the_sweep(args):
+    """The train.py options the sweep sets itself."""
+    return SET_BY_THE_SWEEP
 
 
 def main(argv=None):
@@ -58,7 +48,7 @@ def main(argv=None):
     try:
         sweep.check_options(args)
         script = runs.script_for(args.model)
-        refuse(training, SET_BY_THE_SWEEP)
+        sweep.refuse(training, set_by_the_sweep(args))
         script_parser = script.make_parser()
         parsed = arguments.parse(script_parser, ["--model", args.model, *training])
     except UsageError as error:
@@ -66,7 +56,7 @@ def main(argv=None):
     out = Path(args.out or os.path.join(
         "outputs", f"seeds_{Path(cli.default_out(script_parser, parsed)).name}"))
     failed = sweep.failures(sweep.run_all(
-        [training_run(f"seed_{s}", script, args.model, training, s, out / f"seed_{s}")
+        [sweep.training_run(f"seed_{s}", script, args.model, training, s, out / f"seed_{s}")
          for s in args.seeds], args.workers, args.cluster))
     print("\n".join(write_summary(out, args.seeds)))
     if failed:

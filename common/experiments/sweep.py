@@ -32,6 +32,23 @@ class Run:
     command: tuple  # the argv, with absolute paths: it may run on another host
 
 
+def refuse(training, options):
+    """A UsageError if the training arguments set one of `options`, which
+    the sweep sets itself, in any spelling (--seed 1, --seed=1)."""
+    for option in options:
+        if any(token == option or token.startswith(f"{option}=") for token in training):
+            raise UsageError(f"the sweep sets {option} itself")
+
+
+def training_run(name, script, model, training, seed_, directory):
+    """A Run of `script` (a train.py module) training `model` with the
+    `training` arguments under `seed_` (None: the script's own, or a --seed
+    in `training`) into `directory`."""
+    seeded = () if seed_ is None else ("--seed", str(seed_))
+    return Run(name, (sys.executable, script.__file__, "--model", model, *training, *seeded,
+                      "--out", str(Path(directory).resolve())))
+
+
 def add_options(parser):
     """--workers and --cluster, for every sweep."""
     parser.add_argument("--workers", type=int, default=1,
