@@ -72,7 +72,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
             print(f"Resuming {run.path} from its checkpoint after epoch {start}"
                   + (f", {inside} of {batches.steps} steps into epoch {start + 1}" if inside else "")
                   + f" (training to epoch {epochs})", flush=True)
-        page = pages.RunPage(run, model.plots)
+        page = pages.RunPage(run, model.plots, history)
 
         if start >= epochs:
             print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")

@@ -43,12 +43,13 @@ class RunPage:
     when training starts, the data again after every epoch, and with the
     run marked as no longer training at the end; the index of the directory
     holding the run is rewritten at the start and at the end. `plots` is
-    the model's {panel title: history columns}.
+    the model's {panel title: history columns}; `history`, the rows the
+    caller has read already (else history.csv is read), and will extend.
 
     An update costs milliseconds at thousands of epochs (bench/pages.py):
     only the rows and pictures of epochs it has not seen are read."""
 
-    def __init__(self, run, plots=None):
+    def __init__(self, run, plots=None, history=None):
         self.run = run
         config = run.read_config() or {}
         self.index = _index_beside(run)
@@ -58,7 +59,7 @@ class RunPage:
         self.training = True
         self.history, self.metrics, self.metrics_stamp = _Columns(), ([], {}), None
         self.names, self.pictured = [], set()
-        self.update(run.read_table("history"))
+        self.update(run.read_table("history") if history is None else history)
         _write_page(run.path / "index.html", "run.html")
         self._write_index()
 
