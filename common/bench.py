@@ -158,9 +158,7 @@ def suite(args):
              f"measured in one session mean much.", ""]
     for model in ("dcgan", "conv_vae"):
         script = runs.script_for(model)
-        defaults = dict(devices.speed_defaults())
-        if model in script.make_parser().fp32_models:
-            defaults["precision"] = "fp32"
+        defaults = devices.speed_defaults(fp32=model in script.make_parser().fp32_models)
         measured = argparse.Namespace(**{**vars(args), "model": model,
                                          "images": sizes[model],
                                          "reference": REFERENCES[model]})

@@ -177,9 +177,8 @@ def main(parser, build, argv=None):
                 run.path, args.classifier_dir))
             evaluator = Evaluator(trained, everything, args.metrics_samples)
         device = devices.describe()
-        if args.model in parser.fp32_models and args.precision is None:
-            args.precision = "fp32"
-        for name, value in devices.speed_defaults().items():
+        for name, value in devices.speed_defaults(
+                fp32=args.model in parser.fp32_models).items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])

@@ -65,10 +65,14 @@ def device_type():
     return "CPU-bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "CPU"
 
 
-def speed_defaults():
+def speed_defaults(kind=None, *, fp32=False):
     """The --precision, --jit, --steps-per-call and --data-on-device to use
-    when not given, for this device type."""
-    return SPEED_DEFAULTS[device_type()]
+    when not given, for device type `kind` (this one by default); fp32 for
+    a model that trains in fp32 everywhere (a train.py's fp32_models)."""
+    defaults = dict(SPEED_DEFAULTS[kind or device_type()])
+    if fp32:
+        defaults["precision"] = "fp32"
+    return defaults
 
 
 def make_strategy(name):

@@ -97,9 +97,9 @@ def default_precisions(script, model):
     type (common/devices.py)."""
     from common import devices
 
-    if model in script.make_parser().fp32_models:
-        return ["fp32"]
-    return sorted({defaults["precision"] for defaults in devices.SPEED_DEFAULTS.values()})
+    fp32 = model in script.make_parser().fp32_models
+    return sorted({devices.speed_defaults(kind, fp32=fp32)["precision"]
+                   for kind in devices.SPEED_DEFAULTS})
 
 
 def run_dir(out, variant, seed_):
