@@ -137,3 +137,19 @@ def test_profile_epoch_records_a_trace_of_that_epoch_only(synthetic_mnist, tmp_p
     assert run(gan_train, synthetic_mnist, out, "--epochs", 2, "--profile-epoch", 2) == 0
     traces = list((out / "logs" / "plugins" / "profile").glob("*/*.xplane.pb"))
     assert len(traces) == 1 and traces[0].stat().st_size > 1000
+
+
+def test_a_vae_trains_in_fp32_where_the_device_s_default_is_bf16(synthetic_mnist, tmp_path,
+                                                                 monkeypatch):
+    """The GANs take the device's precision; the VAEs (fp32_models) fp32."""
+    from common import devices
+    from common.rundir import RunDir
+
+    monkeypatch.setattr(devices, "device_type", lambda: "CPU-bf16")
+    for script, model in ((gan_train, "dcgan"), (vae_train, "mlp_vae")):
+        out = tmp_path / model
+        assert run(script, synthetic_mnist, out, "--model", model, "--epochs", 1) == 0
+        args = RunDir(out).read_config()["args"]
+        expected = {**devices.SPEED_DEFAULTS["CPU-bf16"],
+                    "precision": "fp32" if model == "mlp_vae" else "bf16"}
+        assert {name: args[name] for name in expected} == expected
