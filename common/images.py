@@ -134,6 +134,21 @@ def plot_label_histograms(histograms, path):
     save_figure(figure, path)
 
 
+def plot_band(ax, series, label, x=None):
+    """On `ax`, runs that differ only by seed as one curve: the mean of
+    `series` (per run, {epoch: value}) at the epochs every run has, and with
+    several runs their range as a band; against the epochs, or `x(epochs)`."""
+    epochs = sorted(set.intersection(*(set(s) for s in series)))
+    if not epochs:
+        return
+    values = np.array([[s[e] for e in epochs] for s in series])
+    at = epochs if x is None else x(epochs)
+    line, = ax.plot(at, values.mean(axis=0), marker=".", label=label)
+    if len(series) > 1:
+        ax.fill_between(at, values.min(axis=0), values.max(axis=0), color=line.get_color(),
+                        alpha=0.2)
+
+
 def _series(history, column):
     points = [(row["epoch"], row[column]) for row in history
               if not math.isnan(row.get(column, math.nan))]

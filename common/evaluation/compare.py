@@ -129,18 +129,12 @@ def plot_metrics(loaded, path, by_time):
     figure = Figure(figsize=(11, 7), layout="constrained")
     for ax, name in zip(figure.subplots(2, 3).ravel(), PLOTTED):
         for group, members in groups(loaded).items():
-            epochs = sorted(set.intersection(*({r["epoch"] for r in run["metrics"]}
-                                               for run in members)))
-            if not epochs:
-                continue
-            values = np.array([[{r["epoch"]: r[name] for r in run["metrics"]}[e]
-                                for e in epochs] for run in members])
-            x = (np.mean([[run["elapsed"].get(e, np.nan) for e in epochs] for run in members],
-                         axis=0) if by_time else epochs)
-            line, = ax.plot(x, values.mean(axis=0), marker=".", label=group)
-            if len(members) > 1:
-                ax.fill_between(x, values.min(axis=0), values.max(axis=0),
-                                color=line.get_color(), alpha=0.2)
+            def elapsed(epochs, members=members):  # mean training seconds at those epochs
+                return np.mean([[run["elapsed"].get(e, np.nan) for e in epochs]
+                                for run in members], axis=0)
+
+            images.plot_band(ax, [{r["epoch"]: r[name] for r in run["metrics"]}
+                                  for run in members], group, elapsed if by_time else None)
         ax.set_title(LABELS[name] + (" (lower is better)" if spread.LOWER_IS_BETTER[name]
                                      else ""))
         ax.set_xlabel("training seconds (mean over seeds)" if by_time else "epoch")

@@ -131,14 +131,8 @@ def plot(directories, path):
     axes = np.atleast_1d(figure.subplots(-(-len(names) // 3), min(len(names), 3))).ravel()
     for ax, name in zip(axes, names):
         for rate, runs_ in histories.items():
-            epochs = sorted(set.intersection(*({r["epoch"] for r in h if not np.isnan(r[name])}
-                                               for h in runs_)))
-            values = np.array([[{r["epoch"]: r[name] for r in h}[e] for e in epochs]
-                               for h in runs_])
-            line, = ax.plot(epochs, values.mean(axis=0), marker=".", label=f"lr {rate:g}")
-            if len(runs_) > 1:
-                ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
-                                color=line.get_color(), alpha=0.2)
+            images.plot_band(ax, [{r["epoch"]: r[name] for r in h if not np.isnan(r[name])}
+                                  for h in runs_], f"lr {rate:g}")
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

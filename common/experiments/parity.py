@@ -285,11 +285,7 @@ def plot_curves(out, variants, seeds, metrics, path):
                 run = RunDir(run_dir(out, variant, seed_))
                 table = run.read_table("history" if metric == "test_elbo" else "metrics")
                 series.append({row["epoch"]: row[metric] for row in table})
-            epochs = sorted(set.intersection(*(set(s) for s in series)))
-            values = np.array([[s[e] for e in epochs] for s in series])
-            line, = ax.plot(epochs, values.mean(axis=0), marker=".", label=variant)
-            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0),
-                            color=line.get_color(), alpha=0.2)
+            images.plot_band(ax, series, variant)
         lower = spread.LOWER_IS_BETTER.get(metric)
         ax.set_title(LABELS[metric] + (" (lower is better)" if lower else ""), fontsize=9)
         ax.set_xlabel("epoch")
