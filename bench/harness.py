@@ -54,12 +54,8 @@ class Export:
 
     def __call__(self, epoch, samples, picture, **row):
         self.run.images.mkdir(parents=True, exist_ok=True)
-        with atomic_write(samples_path(self.run.path, epoch)) as f:
+        with atomic_write(self.run.samples_path(epoch)) as f:
             np.savez_compressed(f, images=images.to_uint8(samples))
         images.save_png(images.grid(picture, cols=4, scale=3), self.run.image_path(epoch))
         self.history.append({"epoch": epoch, **row})
         self.run.write_table("history", self.history, tuple(self.history[0]))
-
-
-def samples_path(directory, epoch):
-    return Path(directory) / f"samples_at_epoch_{epoch:04d}.npz"

@@ -140,6 +140,10 @@ class RunDir:
     def image_path(self, epoch, name="image"):
         return self.images / f"{name}_at_epoch_{epoch:04d}.png"
 
+    def samples_path(self, epoch):
+        """An epoch's exported samples (the reference loops', for parity)."""
+        return self.path / f"samples_at_epoch_{epoch:04d}.npz"
+
     def read_table(self, name):
         """The rows of `name`.csv (history, metrics) as dicts of floats (epoch
         as int); a blank cell, a value not measured that epoch, reads as NaN."""

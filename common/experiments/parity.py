@@ -128,12 +128,8 @@ def commands(args, script, precisions, out):
 def _finished(out, run, epochs):
     """Whether a reference run has exported its last epoch: the tutorial's
     loop cannot resume (ours can, and says when it has nothing to train)."""
-    return run.name.startswith(REFERENCE) and (out / run.name / _samples(epochs)).exists()
-
-
-def _samples(epoch):
-    """The reference's samples of an epoch, in its run directory (bench/harness.py)."""
-    return f"samples_at_epoch_{epoch:04d}.npz"
+    return (run.name.startswith(REFERENCE)
+            and RunDir(out / run.name).samples_path(epochs).exists())
 
 
 def score_references(args, out):
@@ -158,7 +154,7 @@ def score_references(args, out):
                 everything = data_module.load("mnist", args.data_dir)
                 evaluator = Evaluator(classifier.load_or_train(everything, out / "classifier"),
                                       everything, args.samples)
-            with np.load(run.path / _samples(epoch)) as archive:
+            with np.load(run.samples_path(epoch)) as archive:
                 samples = archive["images"]
             rows.append({"epoch": epoch, "seconds": 0.0, "samples": evaluator.n,
                          **evaluator.compare(samples)})
