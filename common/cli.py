@@ -188,7 +188,8 @@ def main(parser, build, argv=None):
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
         run.start({"model": args.model, "args": vars(args), "data": dataset.source,
-                   "command": resume_command(parser, vars(args), build.__module__),
+                   "command": resume_command(parser, vars(args),
+                                             sys.modules[build.__module__].__file__),
                    "device": device, "versions": _versions(),
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
                   fresh=args.fresh)
@@ -280,7 +281,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository's, where the comman
 
 def resume_command(parser, args, script):
     """The command, from the repository root, that resumes a run of the
-    train.py module `script` with `args`: each argument that differs from
+    train.py file `script` with `args`: each argument that differs from
     its default for the run's model and preset, paths made relative to the
     repository, or absolute (config.json's "command"; a run's page shows it)."""
     argv = []
@@ -292,7 +293,7 @@ def resume_command(parser, args, script):
         value = args.get(key)
         if key not in ("model", "preset", *NOT_RESUMED) and value is not None and value != default:
             argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS else str(value)]
-    return shlex.join(["python", f"{script.replace('.', '/')}.py", *argv])
+    return shlex.join(["python", _from_root(script), *argv])
 
 
 def _from_root(path):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import run_script
 from PIL import Image
 
 from common import images
@@ -159,3 +160,16 @@ def test_commands_start_without_tensorflow_s_informational_lines(synthetic_mnist
     assert "I0000" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
     chosen = run_script(*common, "--out", tmp_path / "b", env={"TF_CPP_MIN_LOG_LEVEL": "0"})
     assert chosen.returncode == 0 and "I0000" in chosen.stderr  # the user's choice
+
+
+def test_config_holds_the_command_that_resumes_a_run_started_as_a_script(synthetic_mnist,
+                                                                          tmp_path):
+    """Run as a user runs it (its module is then __main__), the train.py
+    names itself in config.json's command, which the run's page shows."""
+    out = tmp_path / "run"
+    done = run_script("vae_keras/train.py", "--model", "mlp_vae", "--epochs", 1, "--data-dir",
+                      synthetic_mnist, "--out", out, "--metrics-every", 0, "--seed", 5)
+    assert done.returncode == 0, done.stderr
+    command = json.loads((out / "config.json").read_text())["command"].split()
+    assert command[:4] == ["python", "vae_keras/train.py", "--model", "mlp_vae"]
+    assert {"--seed", "5", "--out", str(out)} <= set(command)
