@@ -1,6 +1,15 @@
 """Fixtures: MNIST-format files written by the tests themselves, the real
 MNIST when MNIST_DIR is set, and helpers to run the train.py scripts.
 
+Markers (pyproject.toml): `slow` tests (real processes killed and signalled,
+Ray, the browser, trainings of many steps) run only when asked, `python -m
+pytest -m slow` (or `-m "slow or not slow"`, everything, as .ci/run does);
+`dynamics` tests assert something of training itself (a loss falls, a
+metric beats a bound) and take their seed from the `dynamics_seed` fixture,
+so that `--dynamics-seeds 1 2 3 4 5` runs each under every one of those
+seeds and prints every value beside its bound: how the margins in their
+comments were measured. The session ends by printing its peak memory.
+
 And a guard: the suite cannot touch the machine it runs on. Before any test
 module imports TensorFlow or tensorflow-datasets (which reads its data
 directory once, at import), HOME, KERAS_HOME and TFDS_DATA_DIR point into a
@@ -10,9 +19,11 @@ temporary directory; and when the session ends it fails if the real home's
 tensorflow-datasets cache, its Keras directory or the checkout's outputs/
 changed (pytest_sessionfinish below)."""
 import csv
+import gc
 import gzip
 import hashlib
 import os
+import resource
 import shutil
 import socket
 import struct
@@ -94,6 +105,93 @@ def pytest_sessionfinish(session):
         else:
             print(message, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_addoption(parser):
+    parser.addoption("--dynamics-seeds", type=int, nargs="+", default=None, metavar="SEED",
+                     help="run each test marked dynamics under each of these seeds (default: "
+                          "its own one) and print every value it checks beside its bound")
+
+
+def pytest_generate_tests(metafunc):
+    seeds = metafunc.config.getoption("dynamics_seeds")
+    if seeds and "dynamics_seed" in metafunc.fixturenames:
+        metafunc.parametrize("dynamics_seed", seeds, indirect=True, ids=lambda s: f"seed{s}")
+
+
+@pytest.fixture
+def dynamics_seed(request):
+    """The seed of a `dynamics` test's training: its marker's (seed=, default
+    1), or one of --dynamics-seeds."""
+    marker = request.node.get_closest_marker("dynamics")
+    assert marker is not None, "a test taking dynamics_seed is marked dynamics"
+    return getattr(request, "param", marker.kwargs.get("seed", 1))
+
+
+MEASURED = []  # (test, seed, what, value, comparison, bound), printed with --dynamics-seeds
+
+
+class Margin:
+    """A dynamics test's checks of its measured values against their bounds,
+    recorded for the summary: margin.above("q_accuracy", 0.41, 0.3)."""
+
+    def __init__(self, test, seed):
+        self.test, self.seed = test, seed
+
+    def above(self, what, value, bound):
+        MEASURED.append((self.test, self.seed, what, float(value), ">", float(bound)))
+        assert value > bound, f"{what} {value:.4g} is not above {bound:.4g}"
+
+    def below(self, what, value, bound):
+        MEASURED.append((self.test, self.seed, what, float(value), "<", float(bound)))
+        assert value < bound, f"{what} {value:.4g} is not below {bound:.4g}"
+
+
+@pytest.fixture
+def margin(request, dynamics_seed):
+    return Margin(request.node.originalname, dynamics_seed)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """With --dynamics-seeds every value checked beside its bound; then the
+    peak resident memory of this process, where the in-process trainings
+    run (each command a test starts is one run in a process of its own)."""
+    if config.getoption("dynamics_seeds") and MEASURED:
+        forced = os.environ.get("GAN_VAE_DEVICE_TYPE")
+        terminalreporter.write_sep("-", "dynamics: each value measured and its bound"
+                                   + (f" (GAN_VAE_DEVICE_TYPE={forced})" if forced else ""))
+        for test, seed, what, value, comparison, bound in sorted(MEASURED):
+            terminalreporter.write_line(f"{test} seed {seed}: {what} {value:.4g} {comparison} "
+                                        f"{bound:.4g}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    terminalreporter.write_line(f"peak memory of the pytest process: {peak:.2f} GiB")
+
+
+@pytest.fixture(autouse=True)
+def released():
+    """What a test's in-process trainings built (models, their traced
+    graphs, Keras's global state) freed once it ends, so that the suite's
+    memory stays bounded rather than growing by every run it made.
+
+    In TensorFlow 2.21 a traced train step is never freed on its own: the
+    Keras optimizer all-reduces the gradients through the replica context
+    even without a strategy, whose @tf.custom_gradient registers a closure
+    holding the traced graph (and so the networks' weights and slots, 40 MB
+    for the DCGAN) in TensorFlow's global gradient registry, for good
+    (tensorflow/tensorflow#97697). The registrations a test made are dropped
+    when it ends: their graphs' gradients are built already."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)
+    yield
+    import keras
+
+    for name in set(registry) - before:
+        if name.startswith("CustomGradient-"):
+            del registry[name]
+    keras.backend.clear_session()
+    gc.collect()
 
 
 @pytest.fixture(scope="session", autouse=True)
