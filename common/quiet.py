@@ -1,15 +1,22 @@
-"""TensorFlow started without its informational start-up lines. TensorFlow
-2.21 writes some of them to stderr before its logging is initialised, where
-TF_CPP_MIN_LOG_LEVEL cannot reach them (oneDNN, the CUDA stub, absl's note
-that logging is not initialised yet); every command of the project starts
-TensorFlow through start_tensorflow, which drops those and writes every
-other line (warnings, errors) on. A user who sets TF_CPP_MIN_LOG_LEVEL
-chooses for themselves: then nothing is dropped."""
-import contextlib
+"""TensorFlow started without the lines of its own that tell a user nothing:
+its informational start-up lines, some of which TensorFlow 2.21 writes to
+stderr before its logging is initialised, where TF_CPP_MIN_LOG_LEVEL cannot
+reach them (oneDNN, the CUDA stub, absl's note that logging is not
+initialised yet), and one error line of its graph optimizer that is known
+to be harmless (REMAPPER below). Every command of the project starts
+TensorFlow through start_tensorflow, which from then on passes the
+process's stderr through a small filter process that drops those lines and
+writes every other one on (warnings, errors, tracebacks) as it comes. A user
+who sets TF_CPP_MIN_LOG_LEVEL chooses for themselves: then nothing is
+dropped.
+
+Run as a script (python -I -S common/quiet.py), this file is that filter: it
+copies its standard input to its standard output, less those lines."""
+import codecs
 import os
 import re
+import subprocess
 import sys
-import tempfile
 
 # I0000 00:00:1795307851.899059    2322 port.cc:153] oneDNN custom operations are on...
 INFORMATIONAL = re.compile(r"^I\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] ")
@@ -19,47 +26,94 @@ ABSL_PREAMBLE = ("WARNING: All log messages before absl::InitializeLog() is call
 # on a machine with no CUDA driver, after "Could not find cuda drivers on
 # your machine, GPU will not be used": the same news as an error line
 NO_DRIVER = re.compile(r"^E\d{4} .*cuda_platform\.cc:\d+\] failed call to cuInit")
+# TensorFlow 2.21's graph optimizer, once per compiled train step of a
+# network with Conv2D -> LeakyReLU (the DCGANs, InfoGAN; the tutorial's own
+# loop too): its remapper tries to fuse Conv2D + BiasAdd + LeakyRelu, finds
+# the gradient still reading the BiasAdd, and leaves the graph unfused, as
+# it was. Turning the remapper off changes nothing measurable
+# (docs/speed.md, "The remapper's error line"), so the line says nothing.
+REMAPPER = re.compile(r"^E\d{4} .*meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
+                      r"Mutation::Apply error: fanout '[^']*/LeakyReluGrad' exist for missing "
+                      r"node '[^']*/BiasAdd'")
+# the start of a line of TensorFlow's logging (severity, month, day): a
+# part of one is held back until its end shows whether it is dropped
+LOG_LINE = re.compile(r"^[IWEF]\d{0,4}$|^[IWEF]\d{4} ")
 
 
 def start_tensorflow():
-    """Import TensorFlow and initialise its devices; returns the module."""
+    """Import TensorFlow and initialise its devices, this process's stderr
+    filtered from now on; returns the module."""
     if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         import tensorflow as tf
         return tf
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # once logging is set up: no INFO lines
-    lines = []
-    try:
-        with _stderr_captured(lines):
-            import tensorflow as tf
-            tf.config.list_physical_devices()  # the platforms' start-up lines, too
-    finally:  # also when the import fails: its own lines say why
-        sys.stderr.write("".join(kept(lines)))
-        sys.stderr.flush()
+    _filter_stderr()
+    import tensorflow as tf
+    tf.config.list_physical_devices()  # the platforms' start-up lines, too
     return tf
 
 
-def kept(lines):
-    """The start-up lines to show: all but the informational ones (and the
-    cuInit error that only repeats "no CUDA driver")."""
-    no_driver = any("Could not find cuda drivers" in line for line in lines)
-    return [line for line in lines
-            if not (INFORMATIONAL.match(line) or line.strip() == ABSL_PREAMBLE
-                    or (no_driver and NO_DRIVER.match(line)))]
-
-
-@contextlib.contextmanager
-def _stderr_captured(lines):
-    """File descriptor 2 (what C++ and Python write to stderr) into a
-    temporary file, whose lines are added to `lines` at the end."""
+def _filter_stderr():
+    """File descriptor 2, which C++ and Python write stderr to (and which
+    the processes started from here inherit), into a pipe read by a filter
+    process that writes on to where stderr went. The filter is in a session
+    of its own, so that Ctrl-C or a closed terminal does not stop it before
+    this process's last lines; it ends when every writer has closed the
+    pipe, however this process ends, with the lines it has read written."""
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines += captured.read().decode(errors="replace").splitlines(True)
+    read, write = os.pipe()
+    try:
+        subprocess.Popen([sys.executable, "-I", "-S", __file__], stdin=read, stdout=2,
+                         start_new_session=True)
+    except OSError:  # no process to spare: stderr as it is, unfiltered
+        os.close(write)
+        return
+    finally:
+        os.close(read)
+    os.dup2(write, 2)
+    os.close(write)
+
+
+class Lines:
+    """Which lines of stderr to show: all but the informational ones, absl's
+    preamble, the remapper's harmless error, and the cuInit error that only
+    repeats "no CUDA driver" (after that line)."""
+
+    def __init__(self):
+        self.no_driver = False
+
+    def shown(self, line):
+        text = line.rstrip("\r\n")
+        if "Could not find cuda drivers" in text:
+            self.no_driver = True
+        return not (INFORMATIONAL.match(text) or text.strip() == ABSL_PREAMBLE
+                    or REMAPPER.match(text) or (self.no_driver and NO_DRIVER.match(text)))
+
+
+def kept(lines):
+    """The lines of `lines` (each with its newline) to show."""
+    filtering = Lines()
+    return [line for line in lines if filtering.shown(line)]
+
+
+def copy_filtered(source, sink):
+    """Copy file descriptor `source` to the binary stream `sink` until end
+    of file, line by line less the lines Lines drops, each as soon as it is
+    whole; a part of a line goes on at once unless it may be the start of a
+    line of TensorFlow's logging."""
+    filtering, pending = Lines(), ""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while chunk := os.read(source, 1 << 16):
+        *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+        text = "".join(line + "\n" for line in lines if filtering.shown(line))
+        if pending and not LOG_LINE.match(pending[:6]):
+            text, pending = text + pending, ""
+        sink.write(text.encode())
+        sink.flush()
+    if pending and filtering.shown(pending):
+        sink.write(pending.encode())
+        sink.flush()
+
+
+if __name__ == "__main__":
+    copy_filtered(sys.stdin.fileno(), sys.stdout.buffer)
