@@ -167,6 +167,7 @@ def main(parser, build, argv=None):
     terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
     sigterm = None  # the handler to put back, once ours is in
     try:
+        devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before any work
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
         evaluator = None
         if args.metrics_every:  # first: training the classifier reseeds Keras

@@ -6,6 +6,8 @@ import os
 
 import tensorflow as tf
 
+from common.errors import UsageError
+
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 # The fastest settings measured per device type that train the same model
@@ -36,6 +38,11 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 # - fp32 for the VAEs and the VAE-GAN everywhere (fp32_models in their
 #   train.py): in bf16 the conv VAE's test ELBO lagged fp32's by 4-6 nats
 #   at every epoch (seed 1, full set; docs/speed.md), a cost in quality.
+# Set to CPU, CPU-bf16 or GPU, the device type whose speed defaults (and
+# likelihood budget) a command takes, whatever the machine has: the fp32
+# path of a CPU without bfloat16 on one that has it, or the other way
+# round (emulated, slow). It does not move training off a GPU.
+DEVICE_TYPE_VARIABLE = "GAN_VAE_DEVICE_TYPE"
 SPEED_DEFAULTS = {
     "CPU": {"precision": "fp32", "jit": False, "steps_per_call": 25, "data_on_device": True},
     "CPU-bf16": {"precision": "bf16", "jit": False, "steps_per_call": 25, "data_on_device": True},
@@ -46,15 +53,21 @@ SPEED_DEFAULTS = {
 def describe():
     """The device TensorFlow trains on, in words, for the log and config.json."""
     gpus = tf.config.list_physical_devices("GPU")
+    forced = (f"; speed defaults of {forced_type()}, from {DEVICE_TYPE_VARIABLE}"
+              if forced_type() else "")
     if not gpus:
-        return f"CPU (TensorFlow {tf.__version__} sees no GPU)"
+        return f"CPU (TensorFlow {tf.__version__} sees no GPU{forced})"
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
     unused = f" ({len(gpus) - 1} more GPUs unused)" if len(gpus) > 1 else ""
-    return f"GPU:0 {name}{unused}"
+    return f"GPU:0 {name}{unused}" + (f" ({forced[2:]})" if forced else "")
 
 
 def device_type():
-    """GPU, CPU-bf16 (a CPU with bfloat16 instructions) or CPU."""
+    """GPU, CPU-bf16 (a CPU with bfloat16 instructions) or CPU: the
+    machine's, or the one DEVICE_TYPE_VARIABLE names (forced_type)."""
+    forced = forced_type()
+    if forced:
+        return forced
     if tf.config.list_physical_devices("GPU"):
         return "GPU"
     try:
@@ -63,6 +76,16 @@ def device_type():
     except OSError:  # not Linux: no way to tell, assume none
         flags = ""
     return "CPU-bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "CPU"
+
+
+def forced_type():
+    """The device type DEVICE_TYPE_VARIABLE names, None when it is unset or
+    empty; a UsageError for a name that is not a device type."""
+    forced = os.environ.get(DEVICE_TYPE_VARIABLE) or None
+    if forced is not None and forced not in SPEED_DEFAULTS:
+        raise UsageError(f"{DEVICE_TYPE_VARIABLE}={forced}: expected one of "
+                         f"{', '.join(SPEED_DEFAULTS)} (or unset, to read the machine's)")
+    return forced
 
 
 def speed_defaults(kind=None, *, fp32=False):
