@@ -4,6 +4,7 @@ started again and resumes from its checkpoint."""
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from common.evaluation import spread
 from common.experiments import seeds, sweep
 
 
+@pytest.mark.slow
 def test_seeds_trains_one_configuration_per_seed_and_resumes(synthetic_mnist, tmp_path, capfd):
     out = tmp_path / "seeds"
     argv = ["--model", "mlp_vae", "--seeds", "3", "4", "--out", str(out), "--data-dir",
@@ -46,6 +48,7 @@ def test_seeds_trains_one_configuration_per_seed_and_resumes(synthetic_mnist, tm
     assert (tmp_path / "comparison" / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_the_default_sweep_directory_is_named_after_the_run(synthetic_mnist, tmp_path):
     assert seeds.main(["--model", "mlp_gan", "--preset", "report001", "--seeds", "1",
                        "--data-dir", str(synthetic_mnist), "--epochs", "1",
@@ -59,7 +62,26 @@ def test_local_workers_divide_the_cpu_or_take_a_gpu_each(monkeypatch):
     assert sweep._slots(2) == [{"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1",
                                 "OMP_NUM_THREADS": "4"}] * 2
     monkeypatch.setattr(sweep, "_gpus", lambda: ["0", "1"])
+    assert sweep._slots(2) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
     assert [slot["CUDA_VISIBLE_DEVICES"] for slot in sweep._slots(3)] == ["0", "1", "0"]
+    assert all(slot["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for slot in sweep._slots(3))
+
+
+def test_workers_sharing_one_gpu_run_at_once_each_growing_its_memory(monkeypatch, capsys):
+    """--workers 4 on one GPU: four processes at once, each seeing GPU 0
+    with memory growth on (each records its environment and waits until
+    all four have started, which only four at once can do)."""
+    monkeypatch.setattr(sweep, "_gpus", lambda: ["0"])
+    started = Path.cwd() / "started"
+    started.mkdir()
+    script = (f"import os, pathlib, sys, time; d = pathlib.Path({str(started)!r}); "
+              "(d / sys.argv[1]).write_text(os.environ['CUDA_VISIBLE_DEVICES'] + ' ' "
+              "+ os.environ['TF_FORCE_GPU_ALLOW_GROWTH']); end = time.monotonic() + 60; "
+              "[time.sleep(0.05) for _ in iter(lambda: len(list(d.iterdir())) < 4 "
+              "and time.monotonic() < end, False)]; sys.exit(len(list(d.iterdir())) < 4)")
+    runs = [sweep.Run(f"w{i}", (sys.executable, "-c", script, f"w{i}")) for i in range(4)]
+    assert sweep.run_all(runs, workers=4) == {f"w{i}": 0 for i in range(4)}
+    assert {p.read_text() for p in started.iterdir()} == {"0 true"}
 
 
 def _pid_training(directory):
@@ -75,6 +97,7 @@ def _pid_training(directory):
     return None
 
 
+@pytest.mark.slow
 def test_a_run_killed_on_a_ray_cluster_resumes_from_its_checkpoint(tmp_path):
     """Two runs at once on Ray's local mode, one task each; one run's
     process is killed after its first epoch: Ray starts the task again and
@@ -106,6 +129,7 @@ def test_a_run_killed_on_a_ray_cluster_resumes_from_its_checkpoint(tmp_path):
             str(epoch) for epoch in range(1, 7)]
 
 
+@pytest.mark.slow
 def test_parity_scores_the_tutorial_loop_and_ours_the_same_way(synthetic_mnist, tmp_path):
     """The reference (the tutorial's loop) exports its samples every epoch;
     they are scored by the same classifier as ours; the report's numbers

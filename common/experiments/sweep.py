@@ -98,11 +98,15 @@ def failures(statuses):
 
 
 def _slots(workers):
-    """Each local worker's environment: a GPU of its own, round robin, or an
-    equal share of the CPU's threads (TensorFlow's and oneDNN's)."""
+    """Each local worker's environment: a GPU, round robin, or an equal
+    share of the CPU's threads (TensorFlow's and oneDNN's). Workers that
+    share a GPU (more workers than GPUs) each take its memory as they need
+    it: by default TensorFlow reserves nearly all of a GPU's memory in the
+    first process to start, and the others would fail or crawl."""
     gpus = _gpus()
     if gpus:
-        return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(workers)]
+        shared = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if workers > len(gpus) else {}
+        return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)], **shared} for i in range(workers)]
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     return [{"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
              "OMP_NUM_THREADS": threads}] * workers
