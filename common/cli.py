@@ -4,7 +4,8 @@ TensorFlow starts (its start-up takes seconds and writes to stderr), errors
 as one line with exit status 2, then wires the model, the evaluator and the
 run into the training loop. A run that stops early says why in one line
 too, with its exit status: 2 bad input or a full disk, 3 diverged, 130
-interrupted, 143 terminated (docs/reliability.md)."""
+interrupted, 143 terminated (SIGTERM), 129 hung up (SIGHUP: the terminal
+closed, the ssh session dropped) (docs/reliability.md)."""
 import argparse
 import contextlib
 import datetime
@@ -17,7 +18,6 @@ import shlex
 import shutil
 import signal
 import sys
-import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -164,8 +164,8 @@ def main(parser, build, argv=None):
     # the run's precision is for this run only: an in-process caller (the
     # tests) gets the policy back as it was
     policy = keras.mixed_precision.global_policy()
-    terminate = threading.Event()  # SIGTERM: the loop saves at its next step and stops
-    sigterm = None  # the handler to put back, once ours is in
+    terminate = training.StopRequest()  # SIGTERM, SIGHUP: save at the next step and stop
+    handlers = {}  # the signal handlers to put back, once ours are in
     try:
         devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before any work
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
@@ -183,8 +183,8 @@ def main(parser, build, argv=None):
             if getattr(args, name) is None:
                 setattr(args, name, value)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
-        # until here SIGTERM kills at once (nothing to lose); from here it saves
-        sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: terminate.set())
+        # until here SIGTERM and SIGHUP kill at once (nothing to lose); from here they save
+        handlers = _catch(terminate)
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
@@ -225,10 +225,33 @@ def main(parser, build, argv=None):
         return 2
     finally:
         keras.mixed_precision.set_global_policy(policy)
-        if sigterm is not None:
-            signal.signal(signal.SIGTERM, sigterm)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         run.close()
     return 0
+
+
+def _catch(terminate):
+    """SIGTERM and SIGHUP call `terminate` from now on (SIGHUP unless it is
+    ignored, as under nohup); returns the handlers they had. Once the
+    terminal is gone, writing to it fails: SIGHUP also points the standard
+    streams that are a terminal at /dev/null, so that the run saves and its
+    line reaches stderr where stderr is a file."""
+    terminals = [fd for fd in (1, 2) if os.isatty(fd)]  # asked now: a hung-up one says no
+
+    def hung_up(signum, frame):
+        with open(os.devnull, "w") as devnull:
+            for fd in terminals:
+                os.dup2(devnull.fileno(), fd)
+        terminate(signum, frame)
+
+    handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, hung_up)
+    return handlers
+
+
+STOPPED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
 
 
 def _stopped(stopped, args):
@@ -236,8 +259,8 @@ def _stopped(stopped, args):
     if isinstance(stopped, Terminated):
         where = (f"{stopped.step} steps into epoch {stopped.epoch + 1}" if stopped.step
                  else f"after epoch {stopped.epoch}")
-        return (f"terminated (SIGTERM): checkpoint saved {where}; run the same command again "
-                f"to resume there")
+        return (f"{STOPPED[stopped.signal]}: checkpoint saved {where}; run the same command "
+                f"again to resume there")
     tries = ["--precision fp32"] if args.precision != "fp32" else []
     if not stopped.checkpoint:
         resume = "there is no checkpoint yet"

@@ -1,5 +1,6 @@
 """The exceptions a user sees as a single line, and the exit status of each:
-2 bad input, 3 diverged, 143 terminated (cli.main prints them)."""
+2 bad input, 3 diverged, 143 terminated, 129 hung up (cli.main prints them)."""
+import signal
 
 
 class UsageError(Exception):
@@ -24,11 +25,12 @@ class Diverged(Exception):
 
 
 class Terminated(Exception):
-    """SIGTERM: the run stopped at a step boundary, its newest checkpoint
-    the state after epoch `epoch` and `step` steps of the next."""
+    """SIGTERM or SIGHUP (`signum`): the run stopped at a step boundary, its
+    newest checkpoint the state after epoch `epoch` and `step` steps of the
+    next. Its exit status is the shell's for that signal, 128 + its number:
+    143 for SIGTERM, 129 for SIGHUP."""
 
-    status = 143
-
-    def __init__(self, epoch, step):
-        super().__init__(epoch, step)
-        self.epoch, self.step = epoch, step
+    def __init__(self, epoch, step, signum=signal.SIGTERM):
+        super().__init__(epoch, step, signum)
+        self.epoch, self.step, self.signal = epoch, step, signal.Signals(signum)
+        self.status = 128 + self.signal

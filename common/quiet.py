@@ -100,19 +100,28 @@ def copy_filtered(source, sink):
     """Copy file descriptor `source` to the binary stream `sink` until end
     of file, line by line less the lines Lines drops, each as soon as it is
     whole; a part of a line goes on at once unless it may be the start of a
-    line of TensorFlow's logging."""
-    filtering, pending = Lines(), ""
+    line of TensorFlow's logging. Once `sink` cannot be written (a terminal
+    that hung up), the rest is read and dropped: the writers never block."""
+    filtering, pending, open_ = Lines(), "", True
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     while chunk := os.read(source, 1 << 16):
         *lines, pending = (pending + decoder.decode(chunk)).split("\n")
         text = "".join(line + "\n" for line in lines if filtering.shown(line))
         if pending and not LOG_LINE.match(pending[:6]):
             text, pending = text + pending, ""
+        open_ = open_ and _write(sink, text)
+    if pending and filtering.shown(pending) and open_:
+        _write(sink, pending)
+
+
+def _write(sink, text):
+    """Write `text` to `sink` now; False if it can no longer be written."""
+    try:
         sink.write(text.encode())
         sink.flush()
-    if pending and filtering.shown(pending):
-        sink.write(pending.encode())
-        sink.flush()
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

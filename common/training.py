@@ -8,6 +8,7 @@ import contextlib
 import errno
 import math
 import re
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,9 +48,10 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     summed and the weights it left are finite. When they are not, nothing
     of the epoch is written and the run stops (Diverged), or, with
     `on_nonfinite` "rollback", goes back to its newest checkpoint at half
-    the learning rates, MAX_ROLLBACKS times at most. Once `terminate` is
-    set (SIGTERM), the run saves a checkpoint at the next step boundary and
-    stops (Terminated); it then resumes inside the epoch (see
+    the learning rates, MAX_ROLLBACKS times at most. Once `terminate` (a
+    StopRequest) has had its signal (SIGTERM, SIGHUP), the run saves a
+    checkpoint at the next step boundary and stops (Terminated); it then
+    resumes inside the epoch (see
     _termination_notice). events.csv records each of these."""
     checkpoints = _Checkpoints(model, run)
     start = checkpoints.restore(owner=True)
@@ -275,20 +277,34 @@ def _roll_back(found, epoch, on_nonfinite, checkpoints, run, scorer):
     return restored
 
 
+class StopRequest:
+    """The signal handler of the signals that stop a run at its next step
+    boundary (SIGTERM, SIGHUP: cli.main installs it), and which came."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame=None):
+        self.signum = signum
+
+    def is_set(self):
+        return self.signum is not None
+
+
 def _termination_notice(strategy, run, checkpoints, terminate):
     """notice(save), for the loop to call at every step boundary: once the
     run is to end (SIGTERM: a scheduler's or a spot machine's notice, before
-    its grace period ends), it calls save() and raises Terminated. One
-    process ends when `terminate`, a threading.Event, is set (cli.main sets
-    it on SIGTERM). A multi-worker run uses TensorFlow's
+    its grace period ends; SIGHUP: its terminal closed), it calls save() and
+    raises Terminated. One process ends when `terminate`, a StopRequest, has
+    received a signal. A multi-worker run uses TensorFlow's
     PreemptionCheckpointHandler instead, which watches for SIGTERM itself
     and has every worker save at the same step (saving is a collective
     operation there)."""
-    def stop():
+    def stop(signum=signal.SIGTERM):
         epoch, step = checkpoints.saved
         run.log_event(epoch + 1 if step else epoch, "terminated",
-                      f"SIGTERM; checkpoint saved {step} steps into the epoch")
-        raise Terminated(epoch, step)
+                      f"{signal.Signals(signum).name}; checkpoint saved {step} steps into the epoch")
+        raise Terminated(epoch, step, signum)
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # The handler decides when; the save is ours (save_fn). Its own
@@ -305,7 +321,7 @@ def _termination_notice(strategy, run, checkpoints, terminate):
     def notice(save):
         if terminate is not None and terminate.is_set():
             save()
-            stop()
+            stop(terminate.signum)
 
     return notice
 

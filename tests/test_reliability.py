@@ -2,6 +2,7 @@
 copy of its command, SIGTERM (preemption), a damaged newest checkpoint, a
 full disk. Each ends in one line and an exit status, with a run that
 resumes (docs/reliability.md)."""
+import contextlib
 import errno
 import json
 import math
@@ -141,6 +142,7 @@ def test_a_nan_loss_stops_the_run_before_anything_of_its_epoch_is_written(
     assert np.isfinite(losses(out, names)).all()
 
 
+@pytest.mark.slow
 def test_a_weight_gone_nan_in_an_epochs_last_step_is_caught_before_its_checkpoint(
         synthetic_mnist, tmp_path, monkeypatch, capsys):
     """The loss of a step is computed before its update: a NaN update in
@@ -154,6 +156,7 @@ def test_a_weight_gone_nan_in_an_epochs_last_step_is_caught_before_its_checkpoin
     assert epochs(out) == [1] and checkpoint_numbers(out) == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", SCRIPTS)
 def test_rollback_goes_back_to_the_checkpoint_at_half_the_learning_rate(
         model, synthetic_mnist, tmp_path, monkeypatch, capsys):
@@ -178,6 +181,7 @@ def test_rollback_goes_back_to_the_checkpoint_at_half_the_learning_rate(
 
 
 
+@pytest.mark.slow
 def test_rollback_gives_up_after_three(synthetic_mnist, tmp_path, monkeypatch, capsys):
     """A step that diverges at any learning rate: 3 rollbacks, each at half
     the rate of the one before, then exit 3."""
@@ -193,6 +197,7 @@ def test_rollback_gives_up_after_three(synthetic_mnist, tmp_path, monkeypatch, c
     assert epochs(out) == [1, 2] and checkpoint_numbers(out) == [1, 2]
 
 
+@pytest.mark.slow
 def test_an_absurd_learning_rate_diverges_with_exit_3(synthetic_mnist, tmp_path):
     """A real NaN, not an injected one: the conv VAE at --lr 1e4."""
     out = tmp_path / "run"
@@ -239,6 +244,7 @@ def test_a_file_system_without_locks_is_a_warning(tmp_path, monkeypatch, capsys)
     assert (tmp_path / "run" / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_and_readers_still_work(synthetic_mnist, tmp_path):
     """The same command twice: the second exits 2 naming the first, which
     trains on; sampling the run works meanwhile; once the first is killed
@@ -286,12 +292,16 @@ TERMINATED = {"dcgan": ("gan_keras/train.py", [], 1024, GAN_LOSSES),
               "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096, VAE_LOSSES)}
 
 
-@pytest.mark.parametrize("model", TERMINATED)
-def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path):
-    """SIGTERM half-way through epoch 3: the run saves at the next step
-    boundary, says so in one line and exits 143; the same command resumes
-    inside epoch 3, and its losses are those of a run never stopped (the
-    conv VAE through tf.data, the DCGAN with the set on the device)."""
+@pytest.mark.slow
+@pytest.mark.parametrize("model, signum", [("dcgan", signal.SIGTERM), ("conv_vae", signal.SIGTERM),
+                                           ("dcgan", signal.SIGHUP)],
+                         ids=["dcgan-SIGTERM", "conv_vae-SIGTERM", "dcgan-SIGHUP"])
+def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, signum, tmp_path):
+    """SIGTERM (or SIGHUP: its terminal closed) half-way through epoch 3:
+    the run saves at the next step boundary, says so in one line and exits
+    143 (129); the same command resumes inside epoch 3, and its losses are
+    those of a run never stopped (the conv VAE through tf.data, the DCGAN
+    with the set on the device)."""
     script, options, size, names = TERMINATED[model]
     data_dir = write_mnist(tmp_path / "data", n_train=size)
 
@@ -310,15 +320,16 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
         assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
         time.sleep(0.05)
     time.sleep(float(history(out)[1]["train_seconds"]) / 2)  # about half-way through epoch 3
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143
+    process.send_signal(signum)
+    assert process.wait(timeout=120) == 128 + signum
     stderr = process.stderr.read()
     step = int(stored(out, "progress/step"))
     steps = size // 8
     assert 0 < step < steps and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    said = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}[signum]
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
-        f"train.py: terminated (SIGTERM): checkpoint saved {step} steps into epoch 3; run the "
-        f"same command again to resume there")
+        f"train.py: {said}: checkpoint saved {step} steps into epoch 3; run the same command "
+        f"again to resume there")
     assert epochs(out) == [1, 2]
     assert [(e["epoch"], e["event"]) for e in events(out)] == [("3", "terminated")]
 
@@ -331,6 +342,72 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
     np.testing.assert_allclose(losses(out, names), losses(tmp_path / "whole", names), rtol=1e-6)
     assert checkpoint_numbers(out) == [2, 3, 4] and stored(out, "progress/step") == 0
     assert not list(out.rglob(".*.tmp-*"))
+
+
+def _on_a_terminal(argv):
+    """Start `argv` as a shell starts a command on a terminal of its own: a
+    new session whose controlling terminal is a pseudo-terminal, all three
+    standard streams on it. Returns the process and the terminal's master
+    end, which the caller reads (a full terminal would block the writer)
+    and closes to hang up."""
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def controlling_terminal():  # in the child, after setsid: the terminal becomes its own
+        import fcntl
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    # as a user runs it: its stderr through the filter process (common/quiet.py)
+    process = subprocess.Popen(argv, env=environment({"TF_CPP_MIN_LOG_LEVEL": None}),
+                               stdin=slave, stdout=slave,
+                               stderr=slave, start_new_session=True,
+                               preexec_fn=controlling_terminal)
+    os.close(slave)
+    return process, master
+
+
+@pytest.mark.slow
+def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path):
+    """The run's terminal closes (a window closed, an ssh session dropped)
+    inside epoch 3: the kernel sends SIGHUP, the run saves at the next step
+    boundary although nothing can be written to its terminal any more, and
+    exits 129; the same command resumes inside epoch 3."""
+    import threading
+
+    script, options, size, _ = TERMINATED["dcgan"]
+    data_dir = write_mnist(tmp_path / "data", n_train=size)
+    out = tmp_path / "run"
+    train = command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
+                    "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4)
+    process, master = _on_a_terminal(train)
+    shown = []
+
+    def read_terminal():
+        with contextlib.suppress(OSError):  # EIO once the terminal is closed
+            while chunk := os.read(master, 4096):
+                shown.append(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while checkpoint_numbers(out)[-1:] != [2]:
+        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
+        time.sleep(0.05)
+    time.sleep(float(history(out)[1]["train_seconds"]) / 2)
+    assert b"Time for epoch 2" in b"".join(shown)  # it was writing to the terminal
+    os.close(master)  # the terminal hangs up
+    assert process.wait(timeout=120) == 129
+    step = int(stored(out, "progress/step"))
+    assert 0 < step < size // 8 and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    assert [(e["epoch"], e["event"], e["detail"].split(";")[0]) for e in events(out)] == [
+        ("3", "terminated", "SIGHUP")]
+    resumed = subprocess.run(train, env=environment(), capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"after epoch 2, {step} of {size // 8} steps into epoch 3" in resumed.stdout
+    assert epochs(out) == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("skip", [0, 2])
@@ -346,6 +423,7 @@ def test_a_feed_resumed_inside_an_epoch_gives_the_rest_of_its_batches(synthetic_
         np.testing.assert_array_equal(next(rest)[0].numpy(), batch)
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(synthetic_mnist, tmp_path):
     """--strategy multiworker: SIGTERM to the chief mid-run; through
     TensorFlow's PreemptionCheckpointHandler both workers save at the same
@@ -411,6 +489,7 @@ def scored_runs(synthetic_mnist, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", [truncate, garble])
 def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(
         damage, synthetic_mnist, scored_runs, tmp_path, capsys):
@@ -435,6 +514,7 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(
     assert [e["event"] for e in events(out)] == ["fallback"]
 
 
+@pytest.mark.slow
 def test_no_checkpoint_that_restores_is_exit_2_and_deletes_nothing(synthetic_mnist, tmp_path):
     out = tmp_path / "run"
     assert run(gan_train, synthetic_mnist, out, "--epochs", 3) == 0
@@ -472,6 +552,7 @@ def test_a_write_that_fills_the_disk_names_the_file_and_keeps_the_old_one(tmp_pa
         "history.csv"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(synthetic_mnist, tmp_path,
                                                              monkeypatch, capsys):
     """No space left for epoch 3's picture (the writers see ENOSPC): exit 2,
@@ -546,6 +627,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
         synthetic_mnist, small_disk, tmp_path):
     """A DCGAN checkpoint takes about 30 MB; 80 MB hold two, not the third:
