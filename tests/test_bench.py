@@ -2,6 +2,7 @@
 on the same images, in fresh processes."""
 import re
 
+import pytest
 from conftest import run_script
 
 from common import bench
@@ -16,6 +17,7 @@ def test_the_suite_turns_each_option_of_the_fast_path_the_other_way():
                                   "--steps-per-call 25", "--no-jit"]
 
 
+@pytest.mark.slow
 def test_bench_runs_the_tutorial_loop_beside_ours(synthetic_mnist):
     result = run_script("-m", "common.bench", "--model", "conv_vae", "--images", 256,
                         "--epochs", 2, "--data-dir", synthetic_mnist,

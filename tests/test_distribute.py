@@ -57,6 +57,7 @@ print(json.dumps({"replicas": mirrored.num_replicas_in_sync,
 """
 
 
+@pytest.mark.slow
 def test_a_mirrored_step_is_the_single_device_step_of_the_global_batch(tmp_path):
     """Each replica takes 4 of the 8 examples; the optimizer sums the
     replicas' gradients, so each must be scaled by 1/2 for the sum to be the
@@ -72,13 +73,17 @@ def test_a_mirrored_step_is_the_single_device_step_of_the_global_batch(tmp_path)
     assert result["single"][1:] != pytest.approx([1, 1, 1, 0], abs=1e-3)  # the step moved
 
 
-def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path):
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=4)
+def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path, dynamics_seed,
+                                                   margin):
     """The conv VAE on 2 logical CPUs (global batch 64, 32 a replica) and on
     one, from the same weights and the same batches: the replicas draw other
     noise, so the ELBO agrees to a tolerance, not exactly."""
     script = tmp_path / "two_cpus.py"
     script.write_text(TWO_CPUS + "from vae_keras import train\nsys.exit(train.main(sys.argv[1:]))\n")
-    common = ["--data-dir", synthetic_mnist, "--epochs", 3, "--batch-size", 64, "--seed", 4,
+    common = ["--data-dir", synthetic_mnist, "--epochs", 3, "--batch-size", 64,
+              "--seed", dynamics_seed,
               "--precision", "fp32", "--no-data-on-device"]
     mirrored = run_script(script, *common, "--strategy", "mirrored", "--out", tmp_path / "two")
     assert mirrored.returncode == 0, mirrored.stderr[-2000:]
@@ -88,11 +93,14 @@ def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path):
 
     two, one = history(tmp_path / "two"), history(tmp_path / "one")
     for name in ("loss", "test_elbo"):
-        values = [(float(a[name]), float(b[name])) for a, b in zip(two, one)]
-        assert all(abs(a - b) < 0.01 * abs(b) for a, b in values), (name, values)
-    assert float(one[-1]["test_elbo"]) > float(one[0]["test_elbo"])  # it did learn
+        margin.below(f"largest relative gap of {name}", max(
+            abs(float(a[name]) - float(b[name])) / abs(float(b[name])) for a, b in zip(two, one)),
+            0.01)
+    margin.above("test_elbo gain, epoch 1 to 3",  # it did learn
+                 float(one[-1]["test_elbo"]) - float(one[0]["test_elbo"]), 0)
 
 
+@pytest.mark.slow
 def test_two_workers_on_this_host_train_one_model(synthetic_mnist, tmp_path):
     """--strategy multiworker across 2 processes (TF_CONFIG on localhost):
     they train as 2 replicas of one model (the same losses on both); the

@@ -77,16 +77,18 @@ def test_classifier_training_is_deterministic(synthetic_mnist, tmp_path):
                                   b.features_and_probabilities(mnist.test_images)[0])
 
 
-def test_evaluator_scores_real_images_near_zero_and_a_model_far(synthetic_mnist, tmp_path):
+@pytest.mark.dynamics(seed=0)
+def test_evaluator_scores_real_images_near_zero_and_a_model_far(synthetic_mnist, tmp_path,
+                                                                dynamics_seed, margin):
     mnist = data.load("mnist", synthetic_mnist)
     evaluator = Evaluator(classifier.load_or_train(mnist, tmp_path), mnist)
     assert evaluator.n == 64
     itself = evaluator.compare(mnist.test_images)
     assert itself["fd"] == pytest.approx(0.0, abs=1e-6)
     assert itself["precision"] == itself["recall"] == 1.0
-    untrained = evaluator.score(ConvVAE(mnist, seed=0))
+    untrained = evaluator.score(ConvVAE(mnist, seed=dynamics_seed))
     assert set(untrained) == {"samples", *METRICS} and untrained["samples"] == 64
-    assert untrained["fd"] > 10 * evaluator.floor(mnist)["fd"]  # measured: 23 times
+    margin.above("untrained FD / real floor", untrained["fd"] / evaluator.floor(mnist)["fd"], 10)
 
 
 def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
@@ -201,6 +203,7 @@ def test_a_run_made_before_an_option_existed_opens_with_its_default(runs_dir, tm
     assert (opened.model.kl, opened.model.binarize) == ("mc", "static")  # report 000's
 
 
+@pytest.mark.slow
 def test_sample_command(runs_dir, tmp_path):
     def sample(name, *options):
         out = tmp_path / name
@@ -341,14 +344,19 @@ def test_command_errors_are_one_line(args, message, runs_dir, tmp_path):
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
 
 
-def test_real_mnist_classifier_and_classifier_score(real_mnist, tmp_path_factory):
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=classifier.SEED)
+def test_real_mnist_classifier_and_classifier_score(real_mnist, tmp_path_factory, monkeypatch,
+                                                     dynamics_seed, margin):
     """The bars of the evaluation issue: at least 99.0% test accuracy, and
     the real test digits' classifier score above 9.5."""
+    monkeypatch.setattr(classifier, "SEED", dynamics_seed)  # part of the cache's key
     mnist = data.load("mnist", real_mnist)
     trained = classifier.load_or_train(mnist, tmp_path_factory.mktemp("classifier"))
-    assert trained.info["test_accuracy"] >= 0.990
+    margin.above("test accuracy", trained.info["test_accuracy"], 0.990)
     _, probabilities = trained.features_and_probabilities(mnist.test_images)
-    assert metrics.classifier_score(probabilities) > 9.5
+    margin.above("classifier score of the test digits", metrics.classifier_score(probabilities),
+                 9.5)
     assert metrics.class_coverage(probabilities) == 10
 
 
@@ -361,6 +369,7 @@ classifier.load_or_train(data.load("mnist", sys.argv[1]), sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_runs_started_together_train_the_classifier_once(synthetic_mnist, tmp_path):
     """Two processes ask the same cache for the classifier at the same time
     (a sweep's --workers): one trains it, the other waits and loads it."""

@@ -54,6 +54,7 @@ def encoder_runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_translation_command(encoder_runs, tmp_path):
     def translation(out):
         result = run_script("-m", "common.experiments", "translation", encoder_runs / "conv_vae",
@@ -81,6 +82,7 @@ def test_translation_command(encoder_runs, tmp_path):
     assert "is a mlp_gan, which has no encoder" in refused.stderr
 
 
+@pytest.mark.slow
 def test_translation_and_labels_of_a_sweep_report_each_group_s_spread(encoder_runs, tmp_path):
     """A sweep's directory stands for its runs; runs that differ only by
     their seed are one group, reported as mean ± standard deviation."""
@@ -105,6 +107,7 @@ def test_translation_and_labels_of_a_sweep_report_each_group_s_spread(encoder_ru
     assert group_row.endswith(f"| {confidence} |")
 
 
+@pytest.mark.slow
 def test_labels_command_and_the_conditional_model(encoder_runs, tmp_path):
     out = tmp_path / "labels"
     result = run_script("-m", "common.experiments", "labels", encoder_runs / "cvae",
@@ -121,6 +124,7 @@ def test_labels_command_and_the_conditional_model(encoder_runs, tmp_path):
     assert (out / "labels.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_lr_sweep_writes_its_table(synthetic_mnist, tmp_path):
     out = tmp_path / "sweep"
     argv = ["--model", "mlp_vae", "--rates", "0.001", "0.0001", "--out", str(out),
@@ -142,6 +146,7 @@ def test_lr_sweep_writes_its_table(synthetic_mnist, tmp_path):
         out / "lr_sweep.md").read_text()
 
 
+@pytest.mark.slow
 def test_lr_sweep_over_seeds_reports_each_rate_s_spread(synthetic_mnist, tmp_path):
     """Rates x seeds, two at once: one run directory per pair; the table's
     cell for a rate is the mean and standard deviation of its seeds' last
@@ -184,6 +189,7 @@ def test_lr_sweep_over_seeds_reports_each_rate_s_spread(synthetic_mnist, tmp_pat
         assert again["precision"] == pytest.approx(stored["precision"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_lr_sweep_resumes_an_interrupted_sweep(synthetic_mnist, tmp_path, capfd):
     out = tmp_path / "sweep"
     training = ["--data-dir", str(synthetic_mnist), "--metrics-every", "0", "--seed", "1"]

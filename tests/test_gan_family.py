@@ -173,6 +173,7 @@ def test_two_epoch_run_writes_every_output(model, preset, loss, synthetic_mnist,
         assert {"prior", "feature_reconstruction", "d_loss", "test_mse"} <= set(rows[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, preset, loss", [CONFIGS[2], CONFIGS[5], CONFIGS[6], CONFIGS[7]])
 def test_resumed_run_equals_an_uninterrupted_one(model, preset, loss, synthetic_mnist, tmp_path):
     options = ["--model", model, "--preset", preset, "--loss", loss, "--seed", 3]
@@ -190,18 +191,20 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, loss, synthetic_
                                        err_msg=column)
 
 
-def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path):
+@pytest.mark.dynamics(seed=1)
+def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path, dynamics_seed, margin):
     out = tmp_path / "run"
-    run(synthetic_mnist, out, "--model", "infogan", "--epochs", 4, "--seed", 1)
+    run(synthetic_mnist, out, "--model", "infogan", "--epochs", 4, "--seed", dynamics_seed)
     info = [float(r["info_loss"]) for r in history(out)]
-    assert info[-1] < 0.8 * info[0], info
-    assert float(history(out)[-1]["q_accuracy"]) > 0.3  # chance is 0.1
+    margin.below("last / first info_loss", info[-1] / info[0], 0.8)
+    margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.3)  # chance is 0.1
 
 
-def test_vaegan_reconstructions_get_closer(synthetic_mnist):
-    """Measured: 0.229 -> 0.052 (50 steps) -> 0.027 (60 steps)."""
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=0)
+def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margin):
     mnist = data.load("mnist", synthetic_mnist)
-    model = VAEGAN(mnist, noise_dim=16, seed=0)
+    model = VAEGAN(mnist, noise_dim=16, seed=dynamics_seed)
     x = model.prepare(mnist.train_images[:32])
     originals = mnist.train_images[:32] / 255.0
 
@@ -211,7 +214,7 @@ def test_vaegan_reconstructions_get_closer(synthetic_mnist):
     first = error()
     for _ in range(50):
         model.train_step((x, tf.zeros([32], tf.int32)))
-    assert error() < 0.5 * first, (first, error())
+    margin.below("error after 50 steps / before", error() / first, 0.5)
 
 
 def test_fashion_mnist_run_and_output_names(synthetic_mnist, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import conftest
+import pytest
 
 WRITES_INTO_THE_CACHE = """
 import conftest
@@ -33,6 +34,7 @@ def run_session(pytester, test):
     return pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
 
+@pytest.mark.slow
 def test_a_session_that_writes_into_the_tensorflow_datasets_cache_fails(pytester):
     result = run_session(pytester, WRITES_INTO_THE_CACHE)
     assert result.ret == 1
@@ -41,6 +43,7 @@ def test_a_session_that_writes_into_the_tensorflow_datasets_cache_fails(pytester
                                  "*1 passed*"])
 
 
+@pytest.mark.slow
 def test_a_session_that_writes_only_under_its_temporary_directories_passes(pytester):
     result = run_session(pytester, WRITES_ONLY_ITS_OWN)
     assert result.ret == 0

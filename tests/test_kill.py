@@ -12,6 +12,8 @@ import tensorflow as tf
 from conftest import command, environment, write_mnist
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # real processes, killed
+
 
 def _epochs_done(out):
     try:

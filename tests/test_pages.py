@@ -111,6 +111,7 @@ def assert_row(shown_row, stored):
         assert float(shown_row[column]) == pytest.approx(value, rel=1e-5, abs=1e-12), column
 
 
+@pytest.mark.slow
 def test_a_run_page_scrubs_every_epoch_of_a_real_run(browser, outputs, tmp_path):
     run = outputs / "dcgan"
     rows, scores = read_csv(run / "history.csv"), read_csv(run / "metrics.csv")
@@ -163,6 +164,7 @@ def test_a_run_page_scrubs_every_epoch_of_a_real_run(browser, outputs, tmp_path)
         shutil.copy(tmp_path / "run-page.png", os.environ["PAGES_SCREENSHOT"])
 
 
+@pytest.mark.slow
 def test_a_run_page_switches_between_the_pictures_of_an_epoch(browser, outputs):
     with opened(browser, outputs / "cvae" / "index.html", "#epoch=2") as page:
         assert shown(page) == 2
@@ -193,6 +195,7 @@ def test_the_command_on_the_page_resumes_the_run(outputs):
     assert (args.epochs, args.seed, args.batch_size, args.metrics_every) == (6, 1, 64, 2)
 
 
+@pytest.mark.slow
 def test_the_index_has_a_card_per_run_linking_to_its_page(browser, outputs):
     last = read_csv(outputs / "dcgan" / "metrics.csv")[6]
     with opened(browser, outputs / "index.html") as page:
@@ -209,6 +212,7 @@ def test_the_index_has_a_card_per_run_linking_to_its_page(browser, outputs):
         assert page.url.endswith("/dcgan/index.html#epoch=6&picture=image")
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_runs_side_by_side_under_one_slider(browser, outputs, tmp_path):
     loaded = [{"name": name, "path": outputs / name,
                "history": RunDir(outputs / name).read_table("history"),
@@ -256,6 +260,7 @@ def test_the_report_shows_the_runs_side_by_side_under_one_slider(browser, output
         assert page.locator("#slider").input_value() == "0"
 
 
+@pytest.mark.slow
 def test_a_run_page_is_interactive_within_a_second_at_2500_epochs(browser, tmp_path):
     run, rows = fake_run(tmp_path / "run", 2500)
     pages.RunPage(run, PLOTS).finish(rows)
@@ -280,6 +285,7 @@ def test_a_run_page_is_interactive_within_a_second_at_2500_epochs(browser, tmp_p
                              "epochs: 5, target: 10, seconds: 2})[0]") == "stopped"
 
 
+@pytest.mark.slow
 def test_follow_mode_shows_new_epochs_and_a_killed_run_keeps_its_page(browser, tmp_path):
     """A page opened while the run trains follows it without a reload; the
     run killed (SIGKILL) leaves a page with every epoch of its history, and

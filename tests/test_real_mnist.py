@@ -15,20 +15,23 @@ def test_real_idx_files_load_with_their_known_statistics(real_mnist):
     assert mnist.train_images.mean() / 255 == pytest.approx(0.1306605, abs=1e-7)  # the usual 0.1307
 
 
-def test_one_epoch_on_2000_real_digits_separates_real_from_fake(real_mnist, tmp_path):
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=1)
+def test_one_epoch_on_2000_real_digits_separates_real_from_fake(real_mnist, tmp_path,
+                                                                dynamics_seed, margin):
     """After one epoch (8 steps of 256) the discriminator already scores
     held-out real digits above the generator's samples."""
     import keras
 
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(dynamics_seed)
     mnist = data.load("mnist", real_mnist).first(2048)
-    model = DCGAN(seed=1)
+    model = DCGAN(seed=dynamics_seed)
     run, _ = RunDir.open(tmp_path, "dcgan", {})
     run.start({"model": "dcgan"})
-    training.train(model, mnist, run, epochs=1, batch_size=256, seed=1)
+    training.train(model, mnist, run, epochs=1, batch_size=256, seed=dynamics_seed)
 
     real = tf.sigmoid(model.discriminator(model.prepare(mnist.test_images[:1000]))).numpy()
     fake_images = model.generator(tf.random.normal([1000, 100], seed=2))
     fake = tf.sigmoid(model.discriminator(fake_images)).numpy()
-    assert real.mean() - fake.mean() > 0.08, (real.mean(), fake.mean())
-    assert (real > np.median(fake)).mean() > 0.9
+    margin.above("mean D(real) - mean D(fake)", real.mean() - fake.mean(), 0.08)
+    margin.above("share of real above the median fake", (real > np.median(fake)).mean(), 0.9)

@@ -79,6 +79,7 @@ def test_tensorboard_reads_the_logged_scalars_and_pictures(synthetic_mnist, tmp_
     assert [e.step for e in events.Tensors("samples")] == [2]  # --save-every 2
 
 
+@pytest.mark.slow
 def test_save_every_and_checkpoint_every(synthetic_mnist, tmp_path):
     out = tmp_path / "run"
     run(synthetic_mnist, out, "--epochs", 5, "--seed", 1, "--save-every", 2)
@@ -93,6 +94,7 @@ def test_save_every_and_checkpoint_every(synthetic_mnist, tmp_path):
     assert indexes == ["ckpt-2.index", "ckpt-3.index"]  # every 2nd, and the last
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_other_seed_other_losses(synthetic_mnist, tmp_path):
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         run(synthetic_mnist, tmp_path / name, "--epochs", 2, "--seed", seed)
@@ -114,6 +116,7 @@ def test_resumed_run_equals_an_uninterrupted_one(synthetic_mnist, tmp_path, caps
                                rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_history_rows_past_the_checkpoint_are_redone_once(synthetic_mnist, tmp_path, capsys):
     """A run killed after writing epoch 3's row but before its checkpoint."""
     out = tmp_path / "run"

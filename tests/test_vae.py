@@ -154,9 +154,12 @@ def run(data_dir, out, *args):
     return train.main(["--data-dir", str(data_dir), "--out", str(out), *map(str, args)])
 
 
-def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnist, tmp_path):
+@pytest.mark.dynamics(seed=1)
+def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnist, tmp_path,
+                                                                  dynamics_seed, margin):
     out = tmp_path / "run"
-    assert run(synthetic_mnist, out, "--epochs", 4, "--seed", 1, "--eval-every", 3) == 0
+    assert run(synthetic_mnist, out, "--epochs", 4, "--seed", dynamics_seed,
+               "--eval-every", 3) == 0
     rows = history(out)
     assert list(rows[0]) == ["epoch", "seconds", "train_seconds", "images_per_sec", "loss",
                              "reconstruction", "kl", "test_elbo", "host_mb"]
@@ -164,12 +167,13 @@ def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnis
     for r in rows:
         assert float(r["loss"]) == pytest.approx(float(r["reconstruction"]) + float(r["kl"]),
                                                  rel=1e-4)
-    assert float(rows[-1]["test_elbo"]) > float(rows[2]["test_elbo"])
+    margin.above("test_elbo gain, epoch 3 to 4", float(rows[-1]["test_elbo"])
+                 - float(rows[2]["test_elbo"]), 0)
 
     first = tmp_path / "every"
-    run(synthetic_mnist, first, "--epochs", 3, "--seed", 1)
+    run(synthetic_mnist, first, "--epochs", 3, "--seed", dynamics_seed)
     elbos = [float(r["test_elbo"]) for r in history(first)]
-    assert elbos[-1] > elbos[0] + 1.0, elbos  # nats per image
+    margin.above("test_elbo gain, epoch 1 to 3", elbos[-1] - elbos[0], 1.0)  # nats per image
 
     for name in ("latent_manifold.png", "latent_scatter.png", "losses.png", "timing.png",
                  "progress.gif", "images/image_at_epoch_0004.png"):
@@ -186,6 +190,7 @@ def test_no_latent_figures_beyond_two_dimensions(synthetic_mnist, tmp_path):
     assert not (out / "latent_scatter.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [(), ("--binarize", "dynamic", "--kl", "analytic")])
 def test_resumed_run_equals_an_uninterrupted_one(synthetic_mnist, tmp_path, options):
     run(synthetic_mnist, tmp_path / "straight", "--epochs", 2, "--seed", 4, *options)
@@ -198,11 +203,13 @@ def test_resumed_run_equals_an_uninterrupted_one(synthetic_mnist, tmp_path, opti
                                    [float(r[column]) for r in straight], rtol=1e-6)
 
 
-def test_real_mnist_conv_vae_learns_in_one_epoch(real_mnist, tmp_path):
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=1)
+def test_real_mnist_conv_vae_learns_in_one_epoch(real_mnist, tmp_path, dynamics_seed, margin):
     """10,000 real digits, one epoch at the defaults (313 steps): the test
     ELBO moves from the -543 nats of an untrained decoder (784 ln 2) past
     -300 (measured: -243 and -229 for seeds 1 and 2)."""
     out = tmp_path / "run"
-    assert run(real_mnist, out, "--epochs", 1, "--train-size", 10_000, "--seed", 1,
+    assert run(real_mnist, out, "--epochs", 1, "--train-size", 10_000, "--seed", dynamics_seed,
                "--metrics-every", 0) == 0
-    assert -300 < float(history(out)[0]["test_elbo"]) < 0
+    margin.above("test_elbo", float(history(out)[0]["test_elbo"]), -300)

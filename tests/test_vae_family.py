@@ -96,16 +96,19 @@ def run(synthetic_mnist, out, *args):
                        "64", "--metrics-every", "0", *map(str, args)])
 
 
+@pytest.mark.dynamics(seed=1)
 @pytest.mark.parametrize("model, preset", CONFIGS[1:])
-def test_two_epoch_run_writes_every_output(model, preset, synthetic_mnist, tmp_path):
+def test_two_epoch_run_writes_every_output(model, preset, synthetic_mnist, tmp_path,
+                                           dynamics_seed, margin):
     out = tmp_path / "run"
     assert run(synthetic_mnist, out, "--model", model, "--preset", preset, "--epochs", 2,
-               "--seed", 1) == 0
+               "--seed", dynamics_seed) == 0
     config = json.loads((out / "config.json").read_text())["args"]
     assert config["binarize"] == "none" and config["kl"] == "analytic"
     rows = history(out)
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert float(rows[1]["test_elbo"]) > float(rows[0]["test_elbo"])
+    margin.above(f"{model} {preset} test_elbo gain, epoch 1 to 2",
+                 float(rows[1]["test_elbo"]) - float(rows[0]["test_elbo"]), 0)
     for name in ("images/image_at_epoch_0002.png", "progress.gif", "losses.png"):
         with Image.open(out / name) as picture:
             picture.load()
@@ -116,6 +119,7 @@ def test_two_epoch_run_writes_every_output(model, preset, synthetic_mnist, tmp_p
             assert digits.size[1] > digits.size[0] * 0.8  # ten labelled rows of ten
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, preset", [CONFIGS[1], CONFIGS[3]])
 def test_resumed_run_equals_an_uninterrupted_one(model, preset, synthetic_mnist, tmp_path):
     options = ["--model", model, "--preset", preset, "--seed", 4]
@@ -128,6 +132,7 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, synthetic_mnist,
                                    rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_sample_command_asks_a_conditional_model_for_a_digit(synthetic_mnist, tmp_path):
     run(synthetic_mnist, tmp_path / "cvae", "--model", "cvae", "--epochs", 1)
     result = run_script("-m", "common.evaluation.sample", tmp_path / "cvae", "--n", "12",
@@ -153,7 +158,9 @@ def test_sample_knows_the_conditional_models():
     assert set(sample.CONDITIONAL) == {name for name, cls in CLASSES.items() if cls.conditional}
 
 
-def test_real_mnist_report001_trend(real_mnist, tmp_path):
+@pytest.mark.slow
+@pytest.mark.dynamics(seed=1)
+def test_real_mnist_report001_trend(real_mnist, tmp_path, dynamics_seed, margin):
     """Report 001's sanity figure (VAE 155.8 -> 108.8, CVAE 137.8 -> 106.6 per
     image over 10 epochs): after 2 epochs of its preset both are far below
     the first epoch's loss and the conditional VAE is ahead (measured over 10
@@ -162,8 +169,9 @@ def test_real_mnist_report001_trend(real_mnist, tmp_path):
     for model in ("mlp_vae", "cvae"):
         out = tmp_path / model
         assert train.main(["--model", model, "--preset", "report001", "--data-dir",
-                           str(real_mnist), "--out", str(out), "--epochs", "2", "--seed", "1",
-                           "--metrics-every", "0"]) == 0
+                           str(real_mnist), "--out", str(out), "--epochs", "2", "--seed",
+                           str(dynamics_seed), "--metrics-every", "0"]) == 0
         losses[model] = [float(r["loss"]) for r in history(out)]
-    assert losses["mlp_vae"][1] < 135 and losses["cvae"][1] < 130
-    assert losses["cvae"][1] < losses["mlp_vae"][1]
+    margin.below("mlp_vae epoch 2 loss", losses["mlp_vae"][1], 135)
+    margin.below("cvae epoch 2 loss", losses["cvae"][1], 130)
+    margin.above("mlp_vae - cvae epoch 2 loss", losses["mlp_vae"][1] - losses["cvae"][1], 0)
