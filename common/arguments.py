@@ -47,6 +47,20 @@ unit_interval = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 seed = _number(int, lambda v: 0 <= v < 2**31, "0 <= seed < 2**31")
 
 
+def epoch_list(text):
+    """An argparse type: epochs separated by commas ("5,50,100"), or "none"."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        epochs = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epochs separated by commas (5,50,100) or "
+                                         f"none, got {text!r}") from None
+    if epochs[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected epochs >= 1, got {text}")
+    return epochs
+
+
 def parse(parser, argv=None):
     """Parse `argv`. With presets, parse twice: the chosen (or the model's
     first) preset's values become the defaults. An option with no default

@@ -50,6 +50,17 @@ def check_directory(path, option):
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
 
 
+def check_file(path, suffix, option="--out"):
+    """Fail now, before any work, unless `path` names a file ending in
+    `suffix` that can be written (its folder made if need be)."""
+    path = Path(path)
+    if path.suffix != suffix:
+        raise UsageError(f"{option} {path}: the file's name must end in {suffix}")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory")
+    check_directory(path.parent, f"the folder of {option}")
+
+
 def nearest_existing(path):
     """`path` if it exists, else its nearest ancestor that does."""
     path = Path(path).absolute()

@@ -28,16 +28,19 @@ from common.errors import Diverged, Terminated, UsageError
 from common.rundir import RunDir
 
 
-def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_models=()):
+def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets=None,
+                fp32_models=()):
     """The arguments every model takes; a train.py adds its model's own.
     `models` are the --model choices (the first is the default); `epochs`
-    and `batch_size` are the report's values for that script. `presets`,
+    and `batch_size` are the report's values for that script, `keep_epochs`
+    the epochs whose checkpoints a run keeps for good. `presets`,
     {model: {preset: {argument: default}}}, adds --preset: the chosen
     preset's values become the defaults (see `parse`). `fp32_models` compute
     in fp32 unless told otherwise, on every device: mixed precision
     measurably changes what they learn."""
     parser = Parser(description=description)
     parser.presets, parser.fp32_models = presets, fp32_models
+    parser.check = lambda args, data: None  # a train.py's own checks of its arguments and data
     add = parser.add_argument
     add("--model", choices=models, default=models[0], help="the model to train")
     if presets:
@@ -52,11 +55,13 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
     add("--seed", type=seed, default=None,
         help="fixes weights, noise and data order (default: drawn at random and stored in "
              "config.json; a resumed run keeps its seed)")
-    add("--dataset", choices=data.DATASETS, default="mnist", help="the data set to train on")
+    add("--dataset", choices=data.DATASETS, default="mnist",
+        help="the data set to train on; stacked_mnist: three MNIST digits as the colour "
+             "channels of each image, 1000 modes (docs/data.md)")
     add("--data-dir", default=None,
         help="read the data offline from this directory: the four IDX files (.gz or not) or "
-             "<dataset>.npz (default: $MNIST_DATA_DIR or $FASHION_MNIST_DATA_DIR if set, "
-             "else tensorflow-datasets)")
+             "<dataset>.npz, MNIST's for stacked_mnist (default: $MNIST_DATA_DIR or "
+             "$FASHION_MNIST_DATA_DIR if set, else tensorflow-datasets)")
     add("--train-size", type=positive_int, default=None,
         help="train on the first N training images only (smoke runs)")
     add("--out", default=None, help="run directory (default: outputs/<model>, with the preset, "
@@ -67,6 +72,11 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
         help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+    add("--keep-epochs", type=arguments.epoch_list, default=keep_epochs, metavar="LIST",
+        help="keep the checkpoints of these epochs for good, beside the last 3, for evaluate, "
+             "sample, generate and export --epoch N later: epochs separated by commas, or "
+             "none (default: the report's milestones, "
+             + ",".join(map(str, keep_epochs)) + ")")
     add("--on-nonfinite", choices=("stop", "rollback"), default="stop",
         help="when a loss or a weight becomes NaN or infinite: stop with exit status 3, the "
              "last checkpoints kept; or go back to the last checkpoint at half the learning "
@@ -75,8 +85,9 @@ def make_parser(description, *, models, epochs, batch_size, presets=None, fp32_m
         help="score 'metrics-samples' generated images (Frechet and kernel distance, "
              "classifier score, coverage, precision, recall) into metrics.csv every K epochs "
              "and at the last; 0: never")
-    add("--metrics-samples", type=positive_int, default=10_000,
-        help="generated images per metrics evaluation, scored against as many test images")
+    add("--metrics-samples", type=positive_int, default=None,
+        help="generated images per metrics evaluation, scored against as many test images "
+             "(default: 10,000; on stacked_mnist 26,000, as the mode counts of the literature)")
     add("--classifier-dir", default=None,
         help="where the evaluation classifier is cached (default: 'classifier' beside the "
              "run directory, so outputs/classifier)")
@@ -142,8 +153,9 @@ def main(parser, build, argv=None):
             args.out = worker_out(args.out, os.environ.get("TF_CONFIG"))
         except UsageError as error:
             parser.error(error)
-    if args.data_dir is None:
-        args.data_dir = os.environ.get(f"{args.dataset.upper()}_DATA_DIR") or None
+    if args.data_dir is None:  # a stacked set's: the directory of the set it is made from
+        source = data.STACKED.get(args.dataset, args.dataset)
+        args.data_dir = os.environ.get(f"{source.upper()}_DATA_DIR") or None
     try:
         run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh)
         everything = data.load(args.dataset, args.data_dir)
@@ -151,6 +163,7 @@ def main(parser, build, argv=None):
         if args.batch_size > len(dataset.train_images):
             raise UsageError(f"--batch-size {args.batch_size} is larger than the training set "
                              f"({len(dataset.train_images)} images)")
+        parser.check(args, dataset)
     except UsageError as error:
         parser.error(error)
     if args.seed is None:
@@ -200,7 +213,8 @@ def main(parser, build, argv=None):
               f"{args.seed}, into {run.path}", flush=True)
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,
-                       checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                       checkpoint_every=args.checkpoint_every, keep_epochs=args.keep_epochs,
+                       eval_every=args.eval_every,
                        evaluator=evaluator, metrics_every=args.metrics_every,
                        strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
                        data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
@@ -316,8 +330,16 @@ def resume_command(parser, args, script):
     for key, default in vars(arguments.parse(parser, argv)).items():
         value = args.get(key)
         if key not in ("model", "preset", *NOT_RESUMED) and value is not None and value != default:
-            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS else str(value)]
+            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS
+                     else _text(value)]
     return shlex.join(["python", _from_root(script), *argv])
+
+
+def _text(value):
+    """An argument's value as its option takes it (--keep-epochs: 5,50)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
 
 
 def _from_root(path):

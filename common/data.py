@@ -1,5 +1,7 @@
 """MNIST-format data sets as numpy arrays: from tensorflow-datasets by default,
-or offline from the original IDX files or a Keras `.npz` in a directory.
+or offline from the original IDX files or a Keras `.npz` in a directory; and
+Stacked MNIST, three MNIST digits as the colour channels of one image, the
+literature's count of mode collapse (`stack`).
 
 Only numpy is imported here, so that bad data is reported before TensorFlow
 starts (tensorflow-datasets is imported only when it is the source)."""
@@ -13,8 +15,12 @@ import numpy as np
 
 from common.errors import UsageError
 
-DATASETS = ("mnist", "fashion_mnist")  # tensorflow-datasets names; both ship as the same IDX files
-SIDE = 28  # every image is SIDE x SIDE grey levels
+# tensorflow-datasets names, both shipped as the same IDX files; and the
+# data sets made from one of them: Stacked MNIST (see `stack`)
+TFDS_DATASETS = ("mnist", "fashion_mnist")
+STACKED = {"stacked_mnist": "mnist"}
+DATASETS = (*TFDS_DATASETS, *STACKED)
+SIDE = 28  # every image is SIDE x SIDE pixels, grey levels (or three channels when stacked)
 # (training, test) images of each data set as published: a tensorflow-datasets
 # copy of another size is not the data set (a cut-short download, a test's mock).
 SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
@@ -29,10 +35,21 @@ IDX_FILES = {
 # then the number of dimensions (3 for images, 1 for labels).
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
+# Stacked MNIST in VEEGAN's setting (Srivastava et al. 2017, section 5.2;
+# Lin et al. 2018's PacGAN code, fjxmlzn/PacGAN): 128,000 training images,
+# each channel an MNIST training digit drawn uniformly and independently,
+# and, drawn the same way from the MNIST test digits, 26,000 test images,
+# as many as the 26,000 samples the mode count scores; the seed of each
+# split's draws.
+STACKED_SIZES = {"train": 128_000, "test": 26_000}
+STACKED_SEEDS = {"train": 2017, "test": 2018}
+MODES = 1000  # a stacked image's label, its mode: 100 d0 + 10 d1 + d2 for the digits of its channels
+
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    """A data set in memory: uint8 images [n, 28, 28] and uint8 labels [n]."""
+    """A data set in memory: uint8 images [n, 28, 28] (or [n, 28, 28, 3],
+    stacked) and their labels [n] (uint8 digits; uint16 modes, stacked)."""
 
     name: str
     source: str  # where it was read from, for config.json
@@ -40,6 +57,12 @@ class Data:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    digits: "Data" = None  # for a stacked set, the MNIST its channels are drawn from
+
+    @property
+    def channels(self):
+        """1 for grey images, 3 for stacked ones."""
+        return self.train_images.shape[3] if self.train_images.ndim == 4 else 1
 
     def first(self, train_size):
         """The same data with only the first `train_size` training images."""
@@ -51,16 +74,40 @@ class Data:
 
 
 def load(name="mnist", data_dir=None):
-    """Read `name` from `data_dir` (IDX files or `<name>.npz`), or from
+    """Read `name` from `data_dir` (IDX files or `<name>.npz`; for a
+    stacked set, those of the data set it is made from), or from
     tensorflow-datasets when `data_dir` is None."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name in STACKED:
+        return stacked(name, load(STACKED[name], data_dir))
     if data_dir is None:
         splits, source = _from_tfds(name), f"tensorflow-datasets:{name}"
     else:
         splits, source = _from_dir(Path(data_dir), name)
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
     return Data(name, source, train_x, train_y, test_x, test_y)
+
+
+def stack(images, labels, n, seed):
+    """n images of three channels, each an image of `images` drawn uniformly
+    and independently (with replacement) by numpy's PCG64 from `seed`, and
+    their modes, 100 d0 + 10 d1 + d2 for the channels' labels d0, d1, d2."""
+    drawn = np.random.default_rng(seed).integers(0, len(images), size=(n, 3))
+    modes = (labels[drawn].astype(np.uint16) * np.array([100, 10, 1], np.uint16)).sum(axis=1)
+    return np.ascontiguousarray(images[drawn].transpose(0, 2, 3, 1)), modes.astype(np.uint16)
+
+
+def stacked(name, digits):
+    """The stacked set `name` made from `digits` (STACKED_SIZES,
+    STACKED_SEEDS): the same images for the same digits, every time; built
+    here, in about half a second, rather than read back from a cache of
+    360 MB (docs/data.md)."""
+    train = stack(digits.train_images, digits.train_labels, STACKED_SIZES["train"],
+                  STACKED_SEEDS["train"])
+    test = stack(digits.test_images, digits.test_labels, STACKED_SIZES["test"],
+                 STACKED_SEEDS["test"])
+    return Data(name, f"stacked from {digits.source}", *train, *test, digits=digits)
 
 
 def _from_dir(data_dir, name):

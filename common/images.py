@@ -20,14 +20,25 @@ def to_uint8(images):
     return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def to_uint8_tensor(images):
+    """to_uint8 as TensorFlow operations (an export's serving function):
+    the same rounding, half to even."""
+    import tensorflow as tf
+
+    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255),
+                   tf.uint8)
+
+
 def grid(images, cols, scale=2, pad=2):
-    """Tile images [n, h, w] with values in [0, 1] into one uint8 picture of
-    `cols` columns, `pad` grey pixels between tiles, each pixel repeated
-    `scale` times in both directions."""
+    """Tile images [n, h, w] (grey) or [n, h, w, 3] (colour: Stacked MNIST's
+    three digits) with values in [0, 1] into one uint8 picture of `cols`
+    columns, `pad` grey pixels between tiles, each pixel repeated `scale`
+    times in both directions."""
     pixels = to_uint8(images)
-    n, h, w = pixels.shape
+    n, h, w = pixels.shape[:3]
     rows = math.ceil(n / cols)
-    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), GAP, np.uint8)
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, *pixels.shape[3:]), GAP,
+                     np.uint8)
     for i, image in enumerate(pixels):
         top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
         canvas[top:top + h, left:left + w] = image
@@ -38,14 +49,24 @@ def labelled_rows(rows, scale=2, pad=2):
     """One picture of titled rows: for each (label, images [n, h, w] in
     [0, 1]), a strip with the label in white on black, then the images side
     by side as in `grid`."""
-    font = ImageFont.load_default(size=12)
     strips = []
     for label, row in rows:
         tiles = grid(row, cols=len(row), scale=scale, pad=pad)
-        text = Image.new("L", (tiles.shape[1], LABEL_HEIGHT), 0)
-        ImageDraw.Draw(text).text((pad * scale, 1), label, fill=255, font=font)
-        strips += [np.asarray(text), tiles]
+        strips += [_label(label, tiles, pad * scale), tiles]
     return np.concatenate(strips)
+
+
+def titled(picture, title, margin=4):
+    """`picture` (uint8) under a strip with `title`, as labelled_rows' labels."""
+    return np.concatenate([_label(title, picture, margin), picture])
+
+
+def _label(text, below, margin):
+    """A black strip as wide as the picture `below`, `text` in white on it."""
+    strip = Image.new("L", (below.shape[1], LABEL_HEIGHT), 0)
+    ImageDraw.Draw(strip).text((margin, 1), text, fill=255, font=ImageFont.load_default(size=12))
+    strip = np.asarray(strip)
+    return np.repeat(strip[..., None], 3, axis=2) if below.ndim == 3 else strip
 
 
 def save_png(picture, path):
@@ -61,7 +82,8 @@ def save_gif(paths, path, max_frames=100, frame_ms=100, last_frame_ms=2000):
     if not paths:
         return
     keep = sorted({round(i) for i in np.linspace(0, len(paths) - 1, min(max_frames, len(paths)))})
-    frames = [Image.open(paths[i]).convert("L") for i in keep]
+    frames = [Image.open(paths[i]) for i in keep]
+    frames = [frame.convert("L" if frame.mode in ("L", "1") else "RGB") for frame in frames]
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
     with atomic_write(path) as f:
         frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],

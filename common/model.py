@@ -6,12 +6,24 @@ else: the loop owns the data pipeline, epochs, timing, history, checkpoints,
 resume, TensorBoard and the files of the run."""
 import abc
 import math
+from typing import NamedTuple
 
 import numpy as np
 
+from common.data import SIDE
+
+
+class Input(NamedTuple):
+    """One input of a model's generator: the shape of one example, its
+    dtype, and the distribution `draw` takes it from, in words."""
+
+    shape: tuple
+    dtype: str
+    distribution: str
+
 
 class GenerativeModel(abc.ABC):
-    """What the loop needs from a model.
+    """What the loop, and what reads a trained run, need from a model.
 
     Attributes a subclass sets:
       name        the model's name in the reports and literature ("dcgan")
@@ -24,16 +36,23 @@ class GenerativeModel(abc.ABC):
                   the loop records their mean over the epoch's steps
       plots       {panel title: history columns} for losses.png
       eval_metrics  names of the scalars evaluate() returns (default none)
+      inputs      {name: Input} of what `generate` takes: the noise or latent
+                  code (and a conditional model's digit, InfoGAN's codes)
+      exported    {name: keras.Model} of the networks an export writes, the
+                  generative one first (common/export.py)
     """
 
     eval_metrics = ()
     conditional = False  # True: the model generates a digit it is given
     has_likelihood = False  # True: likelihood() bounds the test set's log-likelihood
+    inputs = {}
+    exported = {}
 
     @abc.abstractmethod
     def prepare(self, images):
-        """uint8 images [n, 28, 28] -> the float tensor the networks train
-        on; applied once to the whole training set, which stays in memory."""
+        """uint8 images [n, 28, 28] (or [n, 28, 28, 3]) -> the float tensor
+        the networks train on; applied once to the whole training set, which
+        stays in memory."""
 
     @abc.abstractmethod
     def train_step(self, batch):
@@ -42,17 +61,37 @@ class GenerativeModel(abc.ABC):
 
     @abc.abstractmethod
     def images(self):
-        """The per-epoch picture, a uint8 array [height, width]: a
-        deterministic function of the weights (fixed noise, fixed digits).
-        Or several, {name: picture}: "image" is the main one, the others are
-        written as images/<name>_at_epoch_N.png."""
+        """The per-epoch picture, a uint8 array [height, width] (or [height,
+        width, 3]): a deterministic function of the weights (fixed noise,
+        fixed digits). Or several, {name: picture}: "image" is the main one,
+        the others are written as images/<name>_at_epoch_N.png."""
 
     @abc.abstractmethod
-    def sample(self, n, seed=0):
-        """n generated images, float32 [n, 28, 28] in [0, 1]: a deterministic
-        function of the weights and `seed` (for the metrics and for export).
-        A conditional model also takes `digit` and generates the digits
-        conditional_labels(n, digit)."""
+    def draw(self, n, seed=0, digit=None):
+        """{name: tensor} for every one of `inputs`: n draws from `seed`
+        (a conditional model's digit: conditional_labels(n, digit))."""
+
+    @abc.abstractmethod
+    def generate(self, inputs):
+        """The images the generator makes of `inputs` (as `draw` gives
+        them), float32 [n, 28, 28, channels] in [0, 1]; TensorFlow
+        operations only, so that an export can serve it."""
+
+    def sample(self, n, seed=0, digit=None, batch=1000):
+        """n generated images, float32 [n, 28, 28] (or [n, 28, 28, 3]) in
+        [0, 1]: the images of draw(n, seed, digit), a deterministic function
+        of the weights and `seed` (for the metrics, generate and export)."""
+        drawn = self.draw(n, seed, digit)
+        return pictures(np.concatenate([
+            self.generate({name: value[i:i + batch] for name, value in drawn.items()}).numpy()
+            for i in range(0, n, batch)]))
+
+    def export_card(self):
+        """What an export says of the model (common/export.py): {"networks":
+        {name of each of `exported`: {"input": words, "output": words}},
+        "python": lines that load the first from its .keras file, with Keras
+        and numpy alone, and make 16 images of it in [0, 1]}."""
+        raise NotImplementedError(f"{type(self).__name__} has no export card")
 
     def evaluate(self):
         """{eval metric name: float}, computed every --eval-every epochs."""
@@ -71,6 +110,21 @@ class GenerativeModel(abc.ABC):
 
     def figures(self, directory):
         """Write the model's own end-of-run figures into `directory`."""
+
+
+def pictures(images):
+    """Images [n, 28, 28, channels] -> [n, 28, 28] when grey: the shape the
+    pictures, the metrics and the exported samples take."""
+    return images[..., 0] if images.shape[-1] == 1 else images
+
+
+def with_channels(images):
+    """uint8 images [..., 28, 28] or [..., 28, 28, 3] -> float32 [..., 28,
+    28, channels], the shape the networks take."""
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    return images[..., None] if images.shape[-1] == SIDE else images
 
 
 def conditional_labels(n, digit=None):

@@ -22,15 +22,16 @@ from common.errors import UsageError
 # train, how often to write, where things are. Every other argument defines
 # the run, and a command that differs in one of them is refused.
 RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
-                         "checkpoint_every", "eval_every", "metrics_every", "metrics_samples",
-                         "classifier_dir", "strategy", "precision", "jit", "steps_per_call",
-                         "data_on_device", "profile_epoch", "on_nonfinite"})
+                         "checkpoint_every", "keep_epochs", "eval_every", "metrics_every",
+                         "metrics_samples", "classifier_dir", "strategy", "precision", "jit",
+                         "steps_per_call", "data_on_device", "profile_epoch", "on_nonfinite"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.
-OWNED = ("config.json", "history.csv", "metrics.csv", "events.csv", "evaluation.json", "images",
-         "checkpoints", "logs", "progress.gif", "losses.png", "timing.png",
-         "latent_manifold.png", "latent_scatter.png", "index.html", "index-data.js")
+OWNED = ("config.json", "history.csv", "metrics.csv", "events.csv", "evaluation.json",
+         "evaluation_at_epoch_*.json", "images", "checkpoints", "logs", "export",
+         "progress.gif", "losses.png", "timing.png", "latent_manifold.png",
+         "latent_scatter.png", "index.html", "index-data.js")
 
 # The file a training process holds an OS lock on (flock) while it writes the
 # run: the kernel releases the lock when the process ends, however it ends,
@@ -47,6 +48,7 @@ class RunDir:
         self.config_file = self.path / "config.json"
         self.images = self.path / "images"
         self.checkpoints = self.path / "checkpoints"
+        self.kept = self.checkpoints / "kept"  # --keep-epochs: checkpoints kept for good
         self.logs = self.path / "logs"
         self.lock = None  # the open lock file while this process holds the run
         self.config_seen = None  # config.json when the run was opened
@@ -91,8 +93,7 @@ class RunDir:
         for leftover in self.checkpoints.glob("ckpt-*_temp"):
             shutil.rmtree(leftover)
         if fresh:
-            for name in OWNED:
-                target = self.path / name
+            for target in (found for name in OWNED for found in self.path.glob(name)):
                 if target.is_dir():
                     shutil.rmtree(target)
                 else:
@@ -139,6 +140,12 @@ class RunDir:
 
     def image_path(self, epoch, name="image"):
         return self.images / f"{name}_at_epoch_{epoch:04d}.png"
+
+    def evaluation_path(self, epoch=None):
+        """Where evaluate stores its scores: of the latest checkpoint, or of
+        the one at the end of `epoch`."""
+        return self.path / ("evaluation.json" if epoch is None
+                            else f"evaluation_at_epoch_{epoch:04d}.json")
 
     def samples_path(self, epoch):
         """An epoch's exported samples (the reference loops', for parity)."""
@@ -189,6 +196,27 @@ class RunDir:
         writer.writerows(rows)
         with atomic_write(self.path / "events.csv", "w") as f:
             f.write(text.getvalue())
+
+    def checkpoint(self, epoch):
+        """The path (without suffix) of the checkpoint at the end of `epoch`:
+        one of the last few (the newest unless the run was stopped inside
+        the next epoch), or one kept for good; None if there is none."""
+        for path in (self.checkpoints / f"ckpt-{epoch}", self.kept / f"ckpt-{epoch}"):
+            if path.with_suffix(".index").exists() and (path.parent == self.kept
+                                                         or epoch in self._epochs_done()):
+                return path
+        return None
+
+    def checkpoint_epochs(self):
+        """The epochs whose end has a checkpoint, in order."""
+        numbers = {int(p.stem.split("-")[1]) for folder in (self.checkpoints, self.kept)
+                   for p in folder.glob("ckpt-*.index")}
+        return sorted(epoch for epoch in numbers if self.checkpoint(epoch) is not None)
+
+    def _epochs_done(self):
+        """The epochs of history.csv. A checkpoint numbered after an epoch
+        that is not there was saved inside that epoch (SIGTERM): not its end."""
+        return {row["epoch"] for row in self.read_table("history")}
 
     def checkpoint_bytes(self):
         """The size of the run's newest checkpoint on disk (0: none)."""

@@ -1,11 +1,12 @@
-"""Opening a run directory for the commands that read runs (evaluate,
-sample, compare): its model rebuilt from config.json by the train.py script
-that made it, with the latest checkpoint restored.
+"""Opening a run directory, for the commands that read runs (evaluate,
+sample, generate, export, compare) and for Python (docs/python.md): its
+model rebuilt from config.json by the train.py script that made it, with its
+latest checkpoint restored, or that of a kept epoch.
 
-`check` needs no TensorFlow, so a command can reject a bad RUN_DIR with one
-line before TensorFlow starts; `open_run` then loads it. `expand` and
-`names` turn the paths a command is given (runs, or sweeps' directories
-of runs) into runs with short unique names."""
+`check` needs no TensorFlow, so a command can reject a bad RUN_DIR (or an
+epoch it did not keep) with one line before TensorFlow starts; `open_run`
+then loads it. `expand` and `names` turn the paths a command is given
+(runs, or sweeps' directories of runs) into runs with short unique names."""
 import argparse
 import dataclasses
 import importlib
@@ -22,15 +23,39 @@ SCRIPTS = ("gan_keras.train", "vae_keras.train")
 
 @dataclasses.dataclass
 class Run:
+    """A trained run, opened: what open_run returns."""
+
     run: RunDir
-    config: dict
+    config: dict  # config.json: the model, every argument, the command, the versions
     data: data_module.Data  # the whole data set, whatever --train-size the run used
-    model: object
+    model: object  # the GenerativeModel (common/model.py), its networks in model.networks
     epoch: int  # of the restored checkpoint
 
+    def sample(self, n, seed=0, digit=None):
+        """n images of the model, float32 [n, 28, 28] (or [n, 28, 28, 3],
+        stacked) in [0, 1], the same for the same seed; `digit`: a
+        conditional model's (default: every digit in turn)."""
+        return self.model.sample(n, seed, digit)
 
-def check(path):
-    """The run's config.json, or a UsageError saying why `path` is no run."""
+    @property
+    def history(self):
+        """history.csv: one dict per epoch (seconds, losses, memory)."""
+        return self.run.read_table("history")
+
+    @property
+    def metrics(self):
+        """metrics.csv: one dict per scored epoch (FD, KID, ...)."""
+        return self.run.read_table("metrics")
+
+    @property
+    def epochs(self):
+        """The epochs whose checkpoint open_run(..., epoch=) can restore."""
+        return self.run.checkpoint_epochs()
+
+
+def check(path, epoch=None):
+    """The run's config.json, or a UsageError saying why `path` is no run,
+    or why `epoch` (when given) cannot be opened in it."""
     run = RunDir(path)
     if not run.path.is_dir():
         raise UsageError(f"{run.path} is not a directory")
@@ -39,6 +64,11 @@ def check(path):
         raise UsageError(f"{run.path} holds no run (no config.json)")
     if not any(run.checkpoints.glob("*.index")):
         raise UsageError(f"{run.path} has no checkpoint yet")
+    if epoch is not None and run.checkpoint(epoch) is None:
+        kept = run.checkpoint_epochs()
+        raise UsageError(f"{run.path} kept no checkpoint of epoch {epoch}; it has epochs "
+                         + (", ".join(map(str, kept)) if kept else "none")
+                         + " (a run keeps those of --keep-epochs and its last 3)")
     return config
 
 
@@ -63,10 +93,13 @@ def stored_args(config):
     return argparse.Namespace(**{**defaults, **stored})
 
 
-def open_run(path, data_dir=None):
-    """Rebuild the run's model and restore its latest checkpoint; read its
-    data from `data_dir`, else from where the run read it."""
-    config = check(path)
+def open_run(path, epoch=None, *, data_dir=None):
+    """The run at `path`, its model rebuilt and its latest checkpoint
+    restored, or the one at the end of `epoch` (a kept epoch, or one of the
+    last 3); its data read from `data_dir`, else from where the run read
+    it. A UsageError, with the reason in one line, for a run that cannot be
+    opened."""
+    config = check(path, epoch)
     args = stored_args(config)
     data = data_module.load(args.dataset, data_dir or args.data_dir)
 
@@ -78,7 +111,37 @@ def open_run(path, data_dir=None):
     keras.utils.set_random_seed(args.seed)
     model = script_for(config["model"]).build(args, data)
     run = RunDir(path)
-    return Run(run, config, data, model, training.restore(model, run))
+    return Run(run, config, data, model, training.restore(model, run, epoch))
+
+
+def conditional(model_name):
+    """Whether the model draws a digit it is given (--digit), known before
+    TensorFlow starts."""
+    return model_name in getattr(script_for(model_name), "CONDITIONAL", ())
+
+
+def add_arguments(parser):
+    """What a command that draws from one run takes: RUN_DIR, --epoch,
+    --seed, --digit and --data-dir (read by `open_from`)."""
+    add = parser.add_argument
+    add("run_dir", help="a run directory written by a train.py")
+    add("--epoch", type=arguments.positive_int, default=None,
+        help="the checkpoint at the end of this epoch, one the run kept (--keep-epochs, or one "
+             "of its last 3) (default: the latest)")
+    add("--seed", type=arguments.seed, default=0, help="seed of the generating noise")
+    add("--digit", type=int, choices=range(10), default=None, metavar="DIGIT",
+        help="a conditional model (cvae) draws only this digit (default: every digit in turn)")
+    add("--data-dir", default=None, help="read the data from here instead of where the run "
+                                         "read it")
+
+
+def open_from(args):
+    """The run `add_arguments` named, opened; a UsageError, before
+    TensorFlow starts, for a RUN_DIR, --epoch or --digit it cannot take."""
+    config = check(args.run_dir, args.epoch)
+    if args.digit is not None and not conditional(config["model"]):
+        raise UsageError(f"--digit: a {config['model']} is not conditional on the digit")
+    return open_run(args.run_dir, args.epoch, data_dir=args.data_dir)
 
 
 def expand(paths):

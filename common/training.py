@@ -7,7 +7,9 @@ common/devices.py on which devices."""
 import contextlib
 import errno
 import math
+import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -16,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import tensorflow as tf
 
-from common import devices, feeding, images, pages
+from common import atomic, devices, feeding, images, pages
 from common.errors import Diverged, Terminated, UsageError
 
 KEEP_CHECKPOINTS = 3
@@ -24,9 +26,9 @@ MAX_ROLLBACKS = 3  # --on-nonfinite rollback: after these, the run stops as with
 
 
 def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoint_every=1,
-          eval_every=1, evaluator=None, metrics_every=0, strategy=None, steps_per_call=1,
-          jit=False, data_on_device=False, profile_epoch=0, on_nonfinite="stop",
-          terminate=None):
+          keep_epochs=(), eval_every=1, evaluator=None, metrics_every=0, strategy=None,
+          steps_per_call=1, jit=False, data_on_device=False, profile_epoch=0,
+          on_nonfinite="stop", terminate=None):
     """Train `model` up to epoch `epochs`, resuming from the run's newest
     checkpoint that restores (see _Checkpoints). Each epoch appends a row to
     history.csv (written before the checkpoint, and trimmed back to it on
@@ -34,7 +36,8 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     writes the picture every `save_every` epochs, the model's evaluation
     every `eval_every`, and the `evaluator`'s sample-quality metrics to
     metrics.csv every `metrics_every` (mostly while the next epochs train:
-    see _Scorer); the last epoch always does everything.
+    see _Scorer); the last epoch always does everything. The checkpoints of
+    the epochs in `keep_epochs` are kept for good, beside the last few.
 
     Speed: `steps_per_call` train steps run inside one graph call, `jit`
     compiles the step with XLA, `data_on_device` keeps the training set on
@@ -53,7 +56,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
     checkpoint at the next step boundary and stops (Terminated); it then
     resumes inside the epoch (see
     _termination_notice). events.csv records each of these."""
-    checkpoints = _Checkpoints(model, run)
+    checkpoints = _Checkpoints(model, run, keep_epochs)
     start = checkpoints.restore(owner=True)
     inside = int(checkpoints.progress.step)  # steps of epoch start + 1 done already
     history = run.read_table("history")
@@ -135,18 +138,35 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
                 page.finish(run.read_table("history"))
 
 
-def restore(model, run):
-    """Load the run's newest checkpoint that restores into `model`; returns
-    its epoch (0 when the run has none)."""
-    return _Checkpoints(model, run).restore()
+def restore(model, run, epoch=None):
+    """Load into `model` the run's newest checkpoint that restores, or the
+    one at the end of `epoch` (a UsageError naming the epochs that have one
+    when it has none); returns its epoch (0 when the run has none)."""
+    if epoch is None:
+        return _Checkpoints(model, run).restore()
+    path = run.checkpoint(epoch)
+    if path is None:
+        kept = run.checkpoint_epochs()
+        raise UsageError(f"{run.path} kept no checkpoint of epoch {epoch}; it has epochs "
+                         + (", ".join(map(str, kept)) if kept else "none"))
+    checkpoints = _Checkpoints(model, run)
+    try:
+        checkpoints._read(str(path))
+    except (tf.errors.OpError, IndexError, ValueError, AssertionError) as error:
+        raise UsageError(f"{path} cannot be restored ({_reason(error)})") from None
+    if (int(checkpoints.epoch), int(checkpoints.progress.step)) != (epoch, 0):
+        raise UsageError(f"{path} was saved inside epoch {int(checkpoints.epoch) + 1}, not at "
+                         f"the end of epoch {epoch}: resume the run to finish it")
+    return epoch
 
 
 class _Checkpoints:
     """The run's checkpoints: everything a resumed run needs (networks,
     optimizers, RNG, the epoch, and how far the epoch in progress had come),
-    the last KEEP_CHECKPOINTS kept. Each is numbered by the epoch it ends,
-    or, saved inside an epoch (SIGTERM), by that epoch: the epoch's own
-    checkpoint replaces it.
+    the last KEEP_CHECKPOINTS kept, and those at the end of the epochs of
+    `keep` kept for good, in RunDir.kept. Each is numbered by the epoch it
+    ends, or, saved inside an epoch (SIGTERM), by that epoch: the epoch's
+    own checkpoint replaces it.
 
     Keras 3 does not track the seed-generator state of Dropout layers in the
     object graph; listing every network's variables as well saves it, so a
@@ -154,7 +174,8 @@ class _Checkpoints:
     optimizer saved is the one inside the loss scaling, so a run may change
     --precision when it resumes (the loss scale then adapts again)."""
 
-    def __init__(self, model, run):
+    def __init__(self, model, run, keep=()):
+        self.keep = frozenset(keep)
         variables = {f"{name}_variables": network.variables
                      for name, network in model.networks.items()}
         self.optimizers = {name: getattr(optimizer, "inner_optimizer", optimizer)
@@ -198,6 +219,7 @@ class _Checkpoints:
         if owner:
             for table in ("history", "metrics"):
                 self.run.trim_table(table, epoch)
+            self._keep()  # killed between saving this checkpoint and keeping it
         return epoch
 
     def _read(self, path):
@@ -222,6 +244,31 @@ class _Checkpoints:
             raise OSError(errno.ENOSPC, _reason(error),
                           str(self.run.checkpoints / f"ckpt-{number}")) from None
         self.saved = (epoch, step)
+        self._keep()
+
+    def _keep(self):
+        """Keep the newest checkpoint for good, when it ends an epoch of
+        `keep` and is not kept yet: its files linked into RunDir.kept (no
+        copy, no second write; a copy where the file system has no links),
+        the index last, so that a kept checkpoint with an index is whole."""
+        if not self.saved or self.saved[1] or self.saved[0] not in self.keep:
+            return
+        source = self.run.checkpoints / f"ckpt-{self.saved[0]}"
+        target = self.run.kept / source.name
+        if target.with_suffix(".index").exists():
+            return
+        self.run.kept.mkdir(exist_ok=True)
+        files = sorted(source.parent.glob(f"{source.name}.*"), key=lambda p: p.suffix == ".index")
+        for file in files:
+            partial = self.run.kept / f".{file.name}{atomic.TEMPORARY}{os.getpid()}"
+            partial.unlink(missing_ok=True)
+            try:
+                os.link(file, partial)
+            except OSError as error:
+                if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                shutil.copy2(file, partial)
+            partial.replace(self.run.kept / file.name)
 
 
 class _Progress(tf.Module):
@@ -459,8 +506,8 @@ def _log(writer, row, picture=None):
         for name, value in row.items():
             if name != "epoch":
                 tf.summary.scalar(name, value)
-        if picture is not None:
-            tf.summary.image("samples", picture[None, :, :, None])
+        if picture is not None:  # [height, width] grey or [height, width, 3] colour
+            tf.summary.image("samples", (picture if picture.ndim == 3 else picture[..., None])[None])
     writer.flush()
 
 

@@ -8,9 +8,10 @@ from keras import layers
 from gan_keras.gan import GAN, torch_batch_norm
 
 
-def tutorial_generator(noise_dim=100):
+def tutorial_generator(noise_dim=100, channels=1):
     """Report 000, section 4.1: noise -> 28x28x1 in [-1, 1]; 2,330,944
-    parameters, of which the BatchNorm moving statistics are not trained."""
+    parameters, of which the BatchNorm moving statistics are not trained
+    (28x28xchannels for Stacked MNIST, the rest unchanged)."""
     return keras.Sequential([
         layers.Input((noise_dim,)),
         layers.Dense(7 * 7 * 256, use_bias=False),
@@ -23,15 +24,16 @@ def tutorial_generator(noise_dim=100):
         layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),
         layers.BatchNormalization(),
         layers.LeakyReLU(),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
+        layers.Conv2DTranspose(channels, 5, strides=2, padding="same", use_bias=False,
                                activation="tanh"),
     ], name="generator")
 
 
-def tutorial_discriminator():
-    """Report 000, section 4.1: 28x28x1 -> one logit; 212,865 parameters."""
+def tutorial_discriminator(channels=1):
+    """Report 000, section 4.1: 28x28x1 -> one logit; 212,865 parameters
+    (28x28xchannels: Stacked MNIST's, or PacGAN's packed images)."""
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Conv2D(64, 5, strides=2, padding="same"),
         layers.LeakyReLU(),
         layers.Dropout(0.3),
@@ -43,7 +45,7 @@ def tutorial_discriminator():
     ], name="discriminator")
 
 
-def report001_generator(noise_dim=96):
+def report001_generator(noise_dim=96, channels=1):
     """Report 001, figure 3.3: FC 1024, ReLU, BatchNorm; FC 7x7x128, ReLU,
     BatchNorm; ConvT(64, 4x4, stride 2), ReLU, BatchNorm; ConvT(1, 4x4,
     stride 2), tanh (PyTorch's padding=1 is Keras's "same" here)."""
@@ -56,16 +58,16 @@ def report001_generator(noise_dim=96):
         layers.Reshape((7, 7, 128)),
         layers.Conv2DTranspose(64, 4, strides=2, padding="same", activation="relu"),
         torch_batch_norm(),
-        layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh"),
+        layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh"),
     ], name="generator")
 
 
-def report001_discriminator():
+def report001_discriminator(channels=1):
     """Report 001, figure 3.4: Conv(32, 5x5), LeakyReLU(0.01), MaxPool 2;
     Conv(64, 5x5), LeakyReLU(0.01), MaxPool 2; FC 4x4x64, LeakyReLU(0.01);
     FC 1."""
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Conv2D(32, 5),
         layers.LeakyReLU(0.01),
         layers.MaxPooling2D(2),
@@ -79,7 +81,7 @@ def report001_discriminator():
     ], name="discriminator")
 
 
-def report004_generator(noise_dim=100):
+def report004_generator(noise_dim=100, channels=1):
     """Report 004, section 4.1: FC + BatchNorm + LeakyReLU; deconv +
     BatchNorm + LeakyReLU; deconv, tanh. Sizes (not given) as the second
     form of report 001: 7x7x128, then 4x4 stride-2 deconvolutions."""
@@ -92,16 +94,16 @@ def report004_generator(noise_dim=100):
         layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
         torch_batch_norm(),
         layers.LeakyReLU(0.2),
-        layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh"),
+        layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh"),
     ], name="generator")
 
 
-def report004_discriminator():
+def report004_discriminator(channels=1):
     """Report 004, section 4.1: conv, LeakyReLU; conv, LeakyReLU; FC. Strided
     convolutions rather than pooling, as the report describes DCGAN; 64 and
     128 4x4 filters (not given)."""
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Conv2D(64, 4, strides=2, padding="same"),
         layers.LeakyReLU(0.2),
         layers.Conv2D(128, 4, strides=2, padding="same"),

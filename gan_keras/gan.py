@@ -1,11 +1,13 @@
 """What a generator-and-discriminator GAN shares, so that a model file only
 defines its networks: the TensorFlow DCGAN tutorial's train step for any
-loss of losses.py, the per-epoch 4x4 grid, and sampling."""
+loss of losses.py, PacGAN's packing of the discriminator's input, the
+per-epoch 4x4 grid, and sampling."""
 import tensorflow as tf
 from keras import layers
 
 from common.images import grid
-from common.model import GenerativeModel, apply_gradients, make_optimizer
+from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
+                          with_channels)
 from gan_keras import losses
 
 
@@ -18,9 +20,26 @@ def torch_batch_norm():
     return layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
 
 
+def pack(images, m):
+    """PacGAN's packing (Lin et al. 2018, section 3): each run of m
+    consecutive images of the batch becomes one input of m times their
+    channels, image j in channels j C to (j + 1) C - 1 as in the authors'
+    code, so that the discriminator judges m samples at once: [n, 28, 28, C]
+    -> [n // m, 28, 28, m C] (the last n % m images left out). m = 1 is the
+    images themselves, no operation added."""
+    if m == 1:
+        return images
+    n, side, channels = tf.shape(images)[0] // m * m, images.shape[1], images.shape[3]
+    grouped = tf.reshape(images[:n], [-1, m, side, side, channels])
+    return tf.reshape(tf.transpose(grouped, [0, 2, 3, 1, 4]), [-1, side, side, m * channels])
+
+
 class GAN(GenerativeModel):
     """A subclass sets `name` and `networks_by_preset`: {preset: (make
-    generator from noise size, make discriminator)}."""
+    generator from noise size and channels, make discriminator from the
+    channels of its input)}. The generator makes images of `channels`
+    (1, or 3 for Stacked MNIST); the discriminator judges `pack` of them at
+    once (PacGAN, `pack`)."""
 
     metrics = ("g_loss", "d_loss", "d_real", "d_fake")
     plots = {"loss": ("g_loss", "d_loss"),
@@ -29,13 +48,15 @@ class GAN(GenerativeModel):
     networks_by_preset = {}
 
     def __init__(self, preset=None, *, noise_dim=100, loss="bce", learning_rate=1e-4,
-                 generator_learning_rate=None, beta_1=0.9, seed=0):
+                 generator_learning_rate=None, beta_1=0.9, seed=0, channels=1, pack=1):
         preset = preset or next(iter(self.networks_by_preset))
         make_generator, make_discriminator = self.networks_by_preset[preset]
-        self.noise_dim, self.loss = noise_dim, losses.LOSSES[loss]
-        self.generator = make_generator(noise_dim)
-        self.discriminator = make_discriminator()
+        self.noise_dim, self.loss, self.pack = noise_dim, losses.LOSSES[loss], pack
+        self.inputs = {"noise": Input((noise_dim,), "float32", "normal, N(0, I)")}
+        self.generator = make_generator(noise_dim, channels)
+        self.discriminator = self.make_discriminator(make_discriminator, channels)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
+        self.exported = {"generator": self.generator}
         self.generator_optimizer = self._adam(generator_learning_rate or learning_rate, beta_1,
                                               self.generator)
         self.discriminator_optimizer = self._adam(learning_rate, beta_1, self.discriminator)
@@ -45,6 +66,11 @@ class GAN(GenerativeModel):
         # The tutorial's `seed`: one noise batch reused for every epoch's picture.
         self.picture_noise = tf.random.Generator.from_seed(seed + 1).normal([16, noise_dim])
 
+    def make_discriminator(self, make, channels):
+        """The discriminator of the preset (`make`), for packs of
+        `self.pack` images of `channels` each."""
+        return make(channels * self.pack)
+
     def _adam(self, learning_rate, beta_1, network):
         """Adam, with the betas of the loss's paper where it names them
         (WGAN-GP)."""
@@ -52,18 +78,21 @@ class GAN(GenerativeModel):
         return make_optimizer(learning_rate, network.trainable_variables, beta_1, beta_2)
 
     def prepare(self, images):
-        """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1] in [-1, 1], as tanh."""
-        return (tf.cast(images, tf.float32)[..., None] - 127.5) / 127.5
+        """uint8 [..., 28, 28(, 3)] -> float32 [..., 28, 28, channels] in
+        [-1, 1], as tanh."""
+        return (with_channels(images) - 127.5) / 127.5
 
     @tf.function
     def train_step(self, batch):
         """The tutorial's step: both networks' losses from one noise batch,
         one tape each. With several critic steps per generator step
-        (WGAN-GP), the generator is updated on every critic_steps-th call."""
+        (WGAN-GP), the generator is updated on every critic_steps-th call.
+        The discriminator sees real and generated images packed (`pack`)."""
         real, _ = batch
         noise = self.rng.normal([tf.shape(real)[0], self.noise_dim])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = self.generator(noise, training=True)
+            fake = pack(self.generator(noise, training=True), self.pack)
+            real = pack(real, self.pack)
             real_out = self.discriminator(real, training=True)
             fake_out = self.discriminator(fake, training=True)
             g_loss = self.loss.generator(fake_out)
@@ -87,15 +116,31 @@ class GAN(GenerativeModel):
                     lambda: _apply(self.generator_optimizer, g_tape, g_loss, self.generator),
                     lambda: tf.constant(False))
 
-    def sample(self, n, seed=0, batch=1000):
-        noise = tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])
-        fakes = [self.generator(noise[i:i + batch], training=False) for i in range(0, n, batch)]
-        return tf.concat(fakes, axis=0).numpy()[..., 0] * 0.5 + 0.5
+    def draw(self, n, seed=0, digit=None):
+        return {"noise": tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])}
+
+    def generate(self, inputs):
+        return self.to_unit(self.generator(inputs["noise"], training=False))
+
+    @staticmethod
+    def to_unit(images):
+        """The generator's tanh output, [-1, 1], as float32 in [0, 1]."""
+        return tf.cast(images, tf.float32) * 0.5 + 0.5
+
+    def export_card(self):
+        channels = self.generator.output_shape[-1]
+        return {"networks": {"generator": {
+                    "input": f"noise [n, {self.noise_dim}], normal N(0, I)",
+                    "output": f"[n, 28, 28, {channels}] in [-1, 1] (tanh): images x / 2 + 0.5"}},
+                "python": "import keras, numpy as np\n"
+                          'generator = keras.saving.load_model("generator.keras")\n'
+                          "images = generator.predict(np.random.default_rng(0).standard_normal("
+                          f"(16, {self.noise_dim})), verbose=0) / 2 + 0.5"}
 
     def images(self):
         """4x4 grid of the generator's images for the fixed noise batch."""
-        fake = self.generator(self.picture_noise, training=False)
-        return grid(fake.numpy()[..., 0] * 0.5 + 0.5, cols=4, scale=3)
+        return grid(pictures(self.generate({"noise": self.picture_noise}).numpy()), cols=4,
+                    scale=3)
 
 
 def _apply(optimizer, tape, loss, network):

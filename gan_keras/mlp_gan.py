@@ -9,25 +9,25 @@ from keras import layers
 from gan_keras.gan import GAN
 
 
-def mlp_generator(noise_dim, hidden, activation):
-    """noise -> Dense(width) + activation for each hidden width -> 784 tanh,
-    shaped as a 28x28x1 image."""
+def mlp_generator(noise_dim, channels=1, *, hidden, activation):
+    """noise -> Dense(width) + activation for each hidden width -> 784 tanh
+    (784 x channels), shaped as a 28x28xchannels image."""
     return keras.Sequential([
         layers.Input((noise_dim,)),
         *[layer for width in hidden for layer in (layers.Dense(width), activation())],
-        layers.Dense(28 * 28, activation="tanh"),
-        layers.Reshape((28, 28, 1)),
+        layers.Dense(28 * 28 * channels, activation="tanh"),
+        layers.Reshape((28, 28, channels)),
     ], name="generator")
 
 
-def mlp_discriminator(hidden, slope, dropout=0.0):
-    """28x28x1 -> 784 -> Dense(width) + LeakyReLU(slope) (+ Dropout) for each
-    hidden width -> one logit."""
+def mlp_discriminator(channels=1, *, hidden, slope, dropout=0.0):
+    """28x28xchannels -> 784 x channels -> Dense(width) + LeakyReLU(slope)
+    (+ Dropout) for each hidden width -> one logit."""
     def block(width):
         return [layers.Dense(width), layers.LeakyReLU(slope)] + (
             [layers.Dropout(dropout)] if dropout else [])
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Flatten(),
         *[layer for width in hidden for layer in block(width)],
         layers.Dense(1),

@@ -15,15 +15,19 @@ if not __package__:  # run as a script: make the repository's packages importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import arguments, cli  # noqa: E402  (after the path is set)
+from common.errors import UsageError  # noqa: E402
 from gan_keras.presets import LOSSES, PRESETS  # noqa: E402
 
 MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
+# Report 000's pictures of the DCGAN (section 5), and 2500 for a longer run:
+# the epochs whose checkpoints a run keeps for good
+KEEP_EPOCHS = (5, 50, 100, 250, 500, 1000, 1250, 1500, 1750, 2000, 2500)
 
 
 def make_parser():
     # the VAE-GAN's reconstruction is a VAE's: fp32 by default, as the VAEs
     parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256,
-                             presets=PRESETS, fp32_models=("vaegan",))
+                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=("vaegan",))
     add = parser.add_argument
     add("--loss", choices=LOSSES, default="bce",
         help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "
@@ -40,7 +44,21 @@ def make_parser():
     add("--gamma", type=arguments.positive_float, default=None,
         help="vaegan: weight of the feature reconstruction in the decoder's loss "
              "(default: the preset's)")
+    add("--pack", type=arguments.positive_int, default=1,
+        help="PacGAN (Lin et al. 2018): the discriminator judges PACK images at once, "
+             "concatenated along the channels, real with real and generated with generated; "
+             "a step's --batch-size images make batch/PACK packs; 1: no packing")
+    parser.check = check
     return parser
+
+
+def check(args, data):
+    """A UsageError for a --pack the training set's batches cannot fill."""
+    last = len(data.train_images) % args.batch_size
+    if args.pack > args.batch_size or 0 < last < args.pack:
+        raise UsageError(f"--pack {args.pack}: a batch of "
+                         f"{min(args.batch_size, last or args.batch_size)} images makes no pack "
+                         f"of {args.pack}; choose another --batch-size (or --train-size)")
 
 
 def build(args, data):
@@ -51,11 +69,12 @@ def build(args, data):
     from gan_keras.vaegan import VAEGAN
 
     shared = {"noise_dim": args.noise_dim, "loss": args.loss, "learning_rate": args.lr,
-              "beta_1": args.beta_1, "seed": args.seed}
+              "beta_1": args.beta_1, "seed": args.seed, "pack": args.pack}
     if args.model == "vaegan":
         return VAEGAN(data, gamma=args.gamma, **shared)
     model = {"dcgan": DCGAN, "mlp_gan": MLPGAN, "infogan": InfoGAN}[args.model]
-    return model(args.preset, generator_learning_rate=args.g_lr, **shared)
+    return model(args.preset, generator_learning_rate=args.g_lr, channels=data.channels,
+                 **shared)
 
 
 def main(argv=None):

@@ -9,20 +9,21 @@ import tensorflow as tf
 from keras import layers
 
 from common.images import labelled_rows
-from common.model import GenerativeModel, apply_gradients, make_optimizer
+from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
+                          with_channels)
 from gan_keras import losses
-from gan_keras.gan import torch_batch_norm
+from gan_keras.gan import GAN, pack, torch_batch_norm
 from vae_keras.elbo import kl_analytic
 from vae_keras.vae import Reparameterize
 
 EVAL_BATCH = 1000
 
 
-def vaegan_encoder(latent_dim=128):
+def vaegan_encoder(latent_dim=128, channels=1):
     """5x5 conv 64 stride 2, BN, ReLU; 5x5 conv 128 stride 2, BN, ReLU;
     FC 1024, BN, ReLU; FC to the mean and log-variance of q(z|x)."""
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Conv2D(64, 5, strides=2, padding="same"), torch_batch_norm(), layers.ReLU(),
         layers.Conv2D(128, 5, strides=2, padding="same"), torch_batch_norm(),
         layers.ReLU(),
@@ -32,9 +33,9 @@ def vaegan_encoder(latent_dim=128):
     ], name="encoder")
 
 
-def vaegan_decoder(latent_dim=128):
+def vaegan_decoder(latent_dim=128, channels=1):
     """FC 7x7x128, BN, ReLU; 5x5 deconv 64 stride 2, BN, ReLU; 5x5 deconv 32
-    stride 2, BN, ReLU; 5x5 conv 1, tanh."""
+    stride 2, BN, ReLU; 5x5 conv 1 (channels), tanh."""
     return keras.Sequential([
         layers.Input((latent_dim,)),
         layers.Dense(7 * 7 * 128), torch_batch_norm(), layers.ReLU(),
@@ -43,15 +44,15 @@ def vaegan_decoder(latent_dim=128):
         layers.ReLU(),
         layers.Conv2DTranspose(32, 5, strides=2, padding="same"), torch_batch_norm(),
         layers.ReLU(),
-        layers.Conv2D(1, 5, padding="same", activation="tanh"),
+        layers.Conv2D(channels, 5, padding="same", activation="tanh"),
     ], name="decoder")
 
 
-def vaegan_discriminator():
+def vaegan_discriminator(channels=1):
     """5x5 conv 32, ReLU; 5x5 conv 128 stride 2, BN, ReLU; 5x5 conv 256
     stride 2, BN, ReLU (its output is Dis_l, 7x7x256); FC 512, BN, ReLU; FC 1.
     Returns [output, Dis_l]."""
-    image = layers.Input((28, 28, 1))
+    image = layers.Input((28, 28, channels))
     features = keras.Sequential([
         layers.Conv2D(32, 5, padding="same"), layers.ReLU(),
         layers.Conv2D(128, 5, strides=2, padding="same"), torch_batch_norm(),
@@ -67,6 +68,9 @@ def vaegan_discriminator():
 
 
 class VAEGAN(GenerativeModel):
+    """The VAE-GAN; its discriminator judges `pack` images at once (PacGAN,
+    gan.pack)."""
+
     name = "vaegan"
     metrics = ("prior", "feature_reconstruction", "decoder_loss", "d_loss", "d_real", "d_fake")
     eval_metrics = ("test_mse",)
@@ -78,14 +82,17 @@ class VAEGAN(GenerativeModel):
              "test images' reconstruction error (mean squared, pixels in [0, 1])": ("test_mse",)}
 
     def __init__(self, data, *, noise_dim=128, loss="bce", learning_rate=3e-4, beta_1=0.5,
-                 gamma=1e-3, seed=0):
+                 gamma=1e-3, seed=0, pack=1):
         self.latent_dim, self.gamma, self.loss = noise_dim, gamma, losses.LOSSES[loss]
-        self.encoder = vaegan_encoder(noise_dim)
-        self.decoder = vaegan_decoder(noise_dim)
-        self.discriminator = vaegan_discriminator()
+        self.pack = pack
+        self.inputs = {"latent": Input((noise_dim,), "float32", "normal, N(0, I): the prior")}
+        self.encoder = vaegan_encoder(noise_dim, data.channels)
+        self.decoder = vaegan_decoder(noise_dim, data.channels)
+        self.discriminator = vaegan_discriminator(data.channels * pack)
         self.reparameterize = Reparameterize()
         self.networks = {"encoder": self.encoder, "decoder": self.decoder,
                          "discriminator": self.discriminator}
+        self.exported = {"decoder": self.decoder, "encoder": self.encoder}
         beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
         self.optimizers = {f"{name}_optimizer": make_optimizer(
             learning_rate, network.trainable_variables, beta_1, beta_2)
@@ -95,8 +102,9 @@ class VAEGAN(GenerativeModel):
         self.picture_prior = tf.random.Generator.from_seed(seed + 1).normal([10, noise_dim])
 
     def prepare(self, images):
-        """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1] in [-1, 1], as tanh."""
-        return (tf.cast(images, tf.float32)[..., None] - 127.5) / 127.5
+        """uint8 [..., 28, 28(, 3)] -> float32 [..., 28, 28, channels] in
+        [-1, 1], as tanh."""
+        return (with_channels(images) - 127.5) / 127.5
 
     @tf.function
     def train_step(self, batch):
@@ -111,29 +119,32 @@ class VAEGAN(GenerativeModel):
         call, the discriminator the three kinds of image in one call, as
         usual VAE-GAN code does: their batch normalization sees them together,
         and the step is reproducible (over three separate calls the tape sums
-        the discriminator's gradients in an order TensorFlow does not fix)."""
+        the discriminator's gradients in an order TensorFlow does not fix).
+        With packing (`pack` > 1) it judges packs of each kind, and Dis_l
+        compares a pack of real images with the pack of their
+        reconstructions."""
         x, _ = batch
         n = tf.shape(x)[0]
         with tf.GradientTape(persistent=True) as tape:
             mean, logvar = tf.split(tf.cast(self.encoder(x, training=True), tf.float32), 2,
                                     axis=1)
             z = self.reparameterize(mean, logvar, self.rng.normal(tf.shape(mean)))
-            decoded = self.decoder(tf.concat([z, self.rng.normal([n, self.latent_dim])], 0),
-                                   training=True)
-            out, features = self.discriminator(tf.concat([x, tf.cast(decoded, x.dtype)], 0),
-                                               training=True)
-            real_out, recon_out, sampled_out = out[:n], out[n:2 * n], out[2 * n:]
-            real_features, recon_features = features[:n], features[n:2 * n]
-            sampled = decoded[n:]
+            decoded = tf.cast(self.decoder(
+                tf.concat([z, self.rng.normal([n, self.latent_dim])], 0), training=True), x.dtype)
+            real, sampled = pack(x, self.pack), pack(decoded[n:], self.pack)
+            packs = tf.shape(real)[0]
+            out, features = self.discriminator(
+                tf.concat([real, pack(decoded[:n], self.pack), sampled], 0), training=True)
+            real_out, recon_out, sampled_out = out[:packs], out[packs:2 * packs], out[2 * packs:]
+            real_features, recon_features = features[:packs], features[packs:2 * packs]
             prior = tf.reduce_mean(kl_analytic(mean, logvar))
-            feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(
-                tf.reshape(tf.cast(real_features - recon_features, tf.float32), [n, -1]) ** 2,
-                axis=1))
+            feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(tf.reshape(
+                tf.cast(real_features - recon_features, tf.float32), [packs, -1]) ** 2, axis=1))
             d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
                       + self.loss.fake(sampled_out))
             if self.loss.penalty:
                 d_loss += self.loss.penalty * losses.gradient_penalty(
-                    self.discriminator, x, sampled, self.rng)
+                    self.discriminator, real, sampled, self.rng)
             decoder_loss = (self.gamma * feature_reconstruction
                             + self.loss.generator(recon_out) + self.loss.generator(sampled_out))
             encoder_loss = prior + feature_reconstruction
@@ -160,31 +171,46 @@ class VAEGAN(GenerativeModel):
                         self.networks[name].trainable_variables)
 
     def reconstruct(self, images, labels=None):
-        """uint8 images [n, 28, 28] -> their reconstructions from the mean of
-        q(z|x), numpy [n, 28, 28] in [0, 1] (`labels`: for the interface of
-        conditional models, unused)."""
+        """uint8 images [n, 28, 28(, 3)] -> their reconstructions from the
+        mean of q(z|x), numpy float32 of the same shape in [0, 1] (`labels`:
+        for the interface of conditional models, unused)."""
         x = self.prepare(images)
         parts = []
         for i in range(0, len(x), EVAL_BATCH):
             mean, _ = tf.split(self.encoder(x[i:i + EVAL_BATCH], training=False), 2, axis=1)
-            parts.append(self.decoder(mean, training=False).numpy()[..., 0] * 0.5 + 0.5)
-        return np.concatenate(parts)
+            parts.append(self.generate({"latent": mean}).numpy())
+        return pictures(np.concatenate(parts))
 
     def evaluate(self):
         """The test images' mean squared reconstruction error, pixels in [0, 1]."""
         return {"test_mse": float(np.mean(
             (self.reconstruct(self.test_digits) - self.test_digits / 255.0) ** 2))}
 
-    def sample(self, n, seed=0, batch=1000):
-        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
-        return np.concatenate([self.decoder(z[i:i + batch], training=False).numpy()[..., 0]
-                               for i in range(0, n, batch)]) * 0.5 + 0.5
+    def draw(self, n, seed=0, digit=None):
+        return {"latent": tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])}
+
+    def export_card(self):
+        channels = self.decoder.output_shape[-1]
+        images = f"[n, 28, 28, {channels}]"
+        return {"networks": {
+            "decoder": {"input": f"latent code [n, {self.latent_dim}], normal N(0, I)",
+                        "output": f"{images} in [-1, 1] (tanh): images x / 2 + 0.5"},
+            "encoder": {"input": f"images {images} in [-1, 1]: 2 x - 1 for x in [0, 1]",
+                        "output": f"[n, {2 * self.latent_dim}]: the mean of q(z|x), then its "
+                                  f"log-variance"}},
+            "python": "import keras, numpy as np\n"
+                      'decoder = keras.saving.load_model("decoder.keras")\n'
+                      "images = decoder.predict(np.random.default_rng(0).standard_normal("
+                      f"(16, {self.latent_dim})), verbose=0) / 2 + 0.5"}
+
+    def generate(self, inputs):
+        return GAN.to_unit(self.decoder(inputs["latent"], training=False))
 
     def images(self):
         """Report 002's comparison: 10 test digits, their reconstructions, and
         10 decoded prior samples (fixed noise)."""
         originals = self.test_digits[:10]
-        prior = self.decoder(self.picture_prior, training=False).numpy()[..., 0] * 0.5 + 0.5
+        prior = pictures(self.generate({"latent": self.picture_prior}).numpy())
         return labelled_rows([("Test originals", originals / 255.0),
                               ("Reconstructions", self.reconstruct(originals)),
                               ("Prior samples", prior)])

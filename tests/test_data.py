@@ -174,6 +174,6 @@ def test_tensorflow_datasets_can_read_its_download_checksums():
     MNIST archives, which needs importlib_resources, a package it does not
     declare (requirements.txt adds it): without it every download fails."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    for name in data.DATASETS:
+    for name in data.TFDS_DATASETS:
         urls = type(tfds.builder(name)).url_infos
         assert any(url.endswith("train-images-idx3-ubyte.gz") for url in urls)

@@ -89,7 +89,8 @@ def test_test_elbo_of_a_tiny_model_equals_a_hand_computation():
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28)).astype(np.uint8)
     class Tiny(VariationalAutoencoder):
         name = "tiny"
-        networks_by_preset = {"by hand": (lambda latent: encoder, lambda latent: decoder)}
+        networks_by_preset = {"by hand": (lambda latent, channels: encoder,
+                                          lambda latent, channels: decoder)}
 
     for kl in ("mc", "analytic"):
         model = Tiny(fake_data(images), latent_dim=1, kl=kl)

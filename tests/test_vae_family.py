@@ -9,7 +9,6 @@ from conftest import history, run_script
 from PIL import Image
 
 from common import data
-from common.evaluation import sample
 from vae_keras import presets, train
 from vae_keras.conv_vae import ConvVAE
 from vae_keras.mlp_vae import ConditionalVAE, MLPVAE
@@ -153,9 +152,14 @@ def test_sample_command_asks_a_conditional_model_for_a_digit(synthetic_mnist, tm
     assert "a conv_vae is not conditional on the digit" in refused.stderr
 
 
-def test_sample_knows_the_conditional_models():
-    """common.evaluation.sample checks --digit before TensorFlow starts, by name."""
-    assert set(sample.CONDITIONAL) == {name for name, cls in CLASSES.items() if cls.conditional}
+def test_the_script_knows_its_conditional_models():
+    """sample and generate check --digit before TensorFlow starts, by name
+    (common.runs.conditional: the script's CONDITIONAL)."""
+    from common import runs
+
+    assert set(train.CONDITIONAL) == {name for name, cls in CLASSES.items() if cls.conditional}
+    assert [runs.conditional(name) for name in ("cvae", "mlp_vae", "dcgan")] == [True, False,
+                                                                                 False]
 
 
 @pytest.mark.slow

@@ -7,10 +7,11 @@ from keras import layers
 from vae_keras.vae import VariationalAutoencoder
 
 
-def make_encoder(latent_dim=2):
-    """28x28x1 image -> [mean, log-variance] of q(z|x), 2 * latent_dim values."""
+def make_encoder(latent_dim=2, channels=1):
+    """28x28x1 image (28x28x3, stacked) -> [mean, log-variance] of q(z|x),
+    2 * latent_dim values."""
     return keras.Sequential([
-        layers.Input((28, 28, 1)),
+        layers.Input((28, 28, channels)),
         layers.Conv2D(32, 3, strides=2, activation="relu"),
         layers.Conv2D(64, 3, strides=2, activation="relu"),
         layers.Flatten(),
@@ -18,15 +19,15 @@ def make_encoder(latent_dim=2):
     ], name="encoder")
 
 
-def make_decoder(latent_dim=2):
-    """z -> 28x28x1 Bernoulli logits."""
+def make_decoder(latent_dim=2, channels=1):
+    """z -> 28x28x1 (28x28x3) Bernoulli logits."""
     return keras.Sequential([
         layers.Input((latent_dim,)),
         layers.Dense(7 * 7 * 32, activation="relu"),
         layers.Reshape((7, 7, 32)),
         layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu"),
         layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
-        layers.Conv2DTranspose(1, 3, strides=1, padding="same"),
+        layers.Conv2DTranspose(channels, 3, strides=1, padding="same"),
     ], name="decoder")
 
 

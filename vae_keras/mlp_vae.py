@@ -11,10 +11,11 @@ from keras import layers
 from vae_keras.vae import CLASSES, VariationalAutoencoder
 
 
-def mlp_encoder(latent_dim, hidden, conditional=False):
-    """28x28x1 (+ one-hot label) -> 784 (+ 10) -> Dense(width) + ReLU for
-    each hidden width -> [mean, log-variance] of q(z|x)."""
-    inputs = image = layers.Input((28, 28, 1))
+def mlp_encoder(latent_dim, channels=1, *, hidden, conditional=False):
+    """28x28xchannels (+ one-hot label) -> 784 x channels (+ 10) ->
+    Dense(width) + ReLU for each hidden width -> [mean, log-variance] of
+    q(z|x)."""
+    inputs = image = layers.Input((28, 28, channels))
     x = layers.Flatten()(image)
     if conditional:
         label = layers.Input((CLASSES,))
@@ -24,17 +25,18 @@ def mlp_encoder(latent_dim, hidden, conditional=False):
     return keras.Model(inputs, layers.Dense(2 * latent_dim)(x), name="encoder")
 
 
-def mlp_decoder(latent_dim, hidden, conditional=False):
+def mlp_decoder(latent_dim, channels=1, *, hidden, conditional=False):
     """z (+ one-hot label) -> Dense(width) + ReLU for each hidden width ->
-    784 Bernoulli logits, shaped 28x28x1 (the reports' sigmoid is in the loss)."""
+    784 x channels Bernoulli logits, shaped 28x28xchannels (the reports'
+    sigmoid is in the loss)."""
     inputs = x = layers.Input((latent_dim,))
     if conditional:
         label = layers.Input((CLASSES,))
         inputs, x = [x, label], layers.Concatenate()([x, label])
     for width in hidden:
         x = layers.Dense(width, activation="relu")(x)
-    return keras.Model(inputs, layers.Reshape((28, 28, 1))(layers.Dense(28 * 28)(x)),
-                       name="decoder")
+    return keras.Model(inputs, layers.Reshape((28, 28, channels))(
+        layers.Dense(28 * 28 * channels)(x)), name="decoder")
 
 
 def networks(hidden, conditional=False):

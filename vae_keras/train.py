@@ -14,16 +14,21 @@ if not __package__:  # run as a script: make the repository's packages importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import arguments, cli  # noqa: E402  (after the path is set)
+from common.errors import UsageError  # noqa: E402
 from vae_keras.presets import PRESETS  # noqa: E402
 
 MODELS = tuple(PRESETS)  # the --model choices; common/runs.py finds a run's script by them
+# Report 000's pictures of the conv VAE (section 5): the epochs whose
+# checkpoints a run keeps for good
+KEEP_EPOCHS = (5, 50, 100, 250, 1000)
+CONDITIONAL = ("cvae",)  # conditional on the digit: they take --digit (checked before TensorFlow)
 
 
 def make_parser():
     # fp32 by default: in bf16 the conv VAE's test ELBO lagged fp32's by 5.6
     # nats after 6 epochs (docs/speed.md, "Same model, same curves?")
     parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
-                             presets=PRESETS, fp32_models=MODELS)
+                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=MODELS)
     add = parser.add_argument
     add("--latent-dim", type=arguments.positive_int, default=None,
         help="size of the latent space; 2 draws the latent figures (default: the preset's)")
@@ -38,7 +43,16 @@ def make_parser():
              "reports' PyTorch code (default: the preset's)")
     add("--eval-every", type=arguments.positive_int, default=1,
         help="the whole test set's ELBO into history.csv every K epochs (and at the last)")
+    parser.check = check
     return parser
+
+
+def check(args, data):
+    """A UsageError for a conditional model on a data set whose labels are
+    not the one digit it draws."""
+    if args.model in CONDITIONAL and data.digits is not None:
+        raise UsageError(f"--model {args.model} draws the one digit it is given, and a "
+                         f"{data.name} image holds three; choose another --model or --dataset")
 
 
 def build(args, data):

@@ -11,7 +11,8 @@ import tensorflow as tf
 from keras import layers
 
 from common import images
-from common.model import GenerativeModel, apply_gradients, conditional_labels, make_optimizer
+from common.model import (GenerativeModel, Input, apply_gradients, conditional_labels,
+                          make_optimizer, pictures, with_channels)
 from vae_keras import elbo
 
 PANEL_ROWS = ("Originals", "Decoded Random Samples", "Decoded Modes", "Decoded Means",
@@ -88,10 +89,14 @@ class VariationalAutoencoder(GenerativeModel):
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
         self.latent_dim, self.kl, self.binarize = latent_dim, kl, binarize
-        self.vae = VAE(make_encoder(latent_dim), make_decoder(latent_dim), seed=seed,
-                       name=self.name)
+        self.inputs = {"latent": Input((latent_dim,), "float32", "normal, N(0, I): the prior")}
+        if self.conditional:
+            self.inputs["digit"] = Input((), "int32", f"the digit to draw, 0 to {CLASSES - 1}")
+        self.vae = VAE(make_encoder(latent_dim, data.channels),
+                       make_decoder(latent_dim, data.channels), seed=seed, name=self.name)
         self.optimizer = make_optimizer(learning_rate, self.vae.trainable_variables)
         self.networks = {"vae": self.vae}
+        self.exported = {"decoder": self.vae.decoder, "encoder": self.vae.encoder}
         self.optimizers = {"optimizer": self.optimizer}
         self.rng = tf.random.Generator.from_seed(seed)  # dynamic binarization
 
@@ -104,7 +109,7 @@ class VariationalAutoencoder(GenerativeModel):
         self.test_images, self.test_labels = test, data.test_labels
         self.test_eps = fixed.normal([len(data.test_images), self.latent_dim])
         self.panel_prior = fixed.normal([10, self.latent_dim])
-        self.panel_uniform = fixed.uniform([2, 10, 28, 28, 1])
+        self.panel_uniform = fixed.uniform([2, 10, 28, 28, data.channels])
 
     def condition(self, labels):
         """The decoder's and encoder's extra input: None, or for a
@@ -112,12 +117,13 @@ class VariationalAutoencoder(GenerativeModel):
         return tf.one_hot(labels, CLASSES) if self.conditional else None
 
     def prepare(self, images):
-        """uint8 [..., 28, 28] -> float32 [..., 28, 28, 1]: binary (threshold
-        0.5, as the tutorial) for static binarization; grey levels in [0, 1]
-        for dynamic (a Bernoulli draw per pixel at every step) and for none
-        (grey targets of the Bernoulli likelihood, as the PyTorch code of
-        reports 001, 003 and 004: a loss, not a proper likelihood)."""
-        x = tf.cast(images, tf.float32)[..., None] / 255.0
+        """uint8 [..., 28, 28(, 3)] -> float32 [..., 28, 28, channels]:
+        binary (threshold 0.5, as the tutorial) for static binarization;
+        grey levels in [0, 1] for dynamic (a Bernoulli draw per pixel at
+        every step) and for none (grey targets of the Bernoulli likelihood,
+        as the PyTorch code of reports 001, 003 and 004: a loss, not a proper
+        likelihood)."""
+        x = with_channels(images) / 255.0
         return tf.cast(x > 0.5, tf.float32) if self.binarize == "static" else x
 
     @tf.function
@@ -190,19 +196,42 @@ class VariationalAutoencoder(GenerativeModel):
         return log_px + elbo.log_normal_pdf(z, 0.0, 0.0) - elbo.log_normal_pdf(z, mean, logvar)
 
     def _decode_means(self, z, labels):
-        """Decoder means p for codes z (and labels), numpy [n, 28, 28]."""
-        z = tf.convert_to_tensor(z, tf.float32)  # Keras takes no mix of arrays and tensors
-        return np.concatenate([
-            tf.sigmoid(self.vae.decode(z[i:i + EVAL_BATCH],
-                                       self.condition(labels[i:i + EVAL_BATCH]))).numpy()[..., 0]
-            for i in range(0, len(z), EVAL_BATCH)])
+        """Decoder means p for codes z (and labels), numpy [n, 28, 28(, 3)]."""
+        return pictures(np.concatenate([
+            self.generate({"latent": z[i:i + EVAL_BATCH], "digit": labels[i:i + EVAL_BATCH]}).numpy()
+            for i in range(0, len(z), EVAL_BATCH)]))
 
-    def sample(self, n, seed=0, digit=None):
-        """Decoder means p (not Bernoulli draws, which are salt-and-pepper
-        noise) for z from the prior; a conditional model draws the digits of
+    def draw(self, n, seed=0, digit=None):
+        """z from the prior; a conditional model draws the digits of
         `conditional_labels`."""
-        z = tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])
-        return self._decode_means(z, conditional_labels(n, digit))
+        drawn = {"latent": tf.random.Generator.from_seed(seed).normal([n, self.latent_dim])}
+        if self.conditional:
+            drawn["digit"] = tf.constant(conditional_labels(n, digit))
+        return drawn
+
+    def export_card(self):
+        channels = self.vae.decoder.output_shape[-1]
+        images, label = f"[n, 28, 28, {channels}]", f", and the digit one-hot [n, {CLASSES}]"
+        label = label if self.conditional else ""
+        binary = ", binarized at 0.5 as in training" if self.binarize == "static" else ""
+        z = ("[rng.standard_normal((16, {0})), np.eye(10)[np.arange(16) % 10]]"
+             if self.conditional else "rng.standard_normal((16, {0}))").format(self.latent_dim)
+        return {"networks": {
+            "decoder": {"input": f"latent code [n, {self.latent_dim}], normal N(0, I){label}",
+                        "output": f"Bernoulli logits {images}: images sigmoid(x), in [0, 1]"},
+            "encoder": {"input": f"images {images} in [0, 1]{binary}{label}",
+                        "output": f"[n, {2 * self.latent_dim}]: the mean of q(z|x), then its "
+                                  f"log-variance"}},
+            "python": "import keras, numpy as np\n"
+                      'decoder, rng = keras.saving.load_model("decoder.keras"), '
+                      "np.random.default_rng(0)\n"
+                      f"images = 1 / (1 + np.exp(-decoder.predict({z}, verbose=0)))"}
+
+    def generate(self, inputs):
+        """Decoder means p (not Bernoulli draws, which are salt-and-pepper
+        noise)."""
+        latent = tf.convert_to_tensor(inputs["latent"], tf.float32)  # no mix of arrays and tensors
+        return tf.sigmoid(self.vae.decode(latent, self.condition(inputs.get("digit"))))
 
     def reconstruct(self, images, labels):
         """uint8 images [n, 28, 28] (and their labels) -> the decoder's means
@@ -226,7 +255,7 @@ class VariationalAutoencoder(GenerativeModel):
         rows = [x]
         for p, uniform in ((decoded, self.panel_uniform[0]), (generated, self.panel_uniform[1])):
             rows += [tf.cast(uniform < p, tf.float32), tf.cast(p > 0.5, tf.float32), p]
-        panel = images.labelled_rows([(label, row.numpy()[..., 0])
+        panel = images.labelled_rows([(label, pictures(np.asarray(row)))
                                       for label, row in zip(PANEL_ROWS, rows)])
         if not self.conditional:
             return panel
@@ -248,4 +277,6 @@ class VariationalAutoencoder(GenerativeModel):
                         directory / "latent_manifold.png")
         encoded = np.concatenate([self.vae.encode(self.test_images[i:i + EVAL_BATCH])[0].numpy()
                                   for i in range(0, len(self.test_images), EVAL_BATCH)])
-        images.plot_latent_scatter(encoded, self.test_labels, directory / "latent_scatter.png")
+        # a stacked image by the digit of its first channel (its mode's hundreds)
+        digits = self.test_labels if self.test_labels.max() < CLASSES else self.test_labels // 100
+        images.plot_latent_scatter(encoded, digits, directory / "latent_scatter.png")

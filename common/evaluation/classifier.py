@@ -109,13 +109,15 @@ def cache_dir(run_path, given=None):
 
 
 def load_or_train(data, cache_root):
-    """The classifier for `data` (its full training split), from
+    """The classifier for `data` (its full training split; a stacked set's
+    is that of the digits its channels are drawn from), from
     `cache_root/<dataset>-<key>/` if there, else trained and saved there. The
     key hashes what makes the classifier (its network, its training and its
     settings, as code) and the training data, so a change to one of them
     trains a new one, and an edit elsewhere in this file does not. A cache that cannot be written is a UsageError
     naming --classifier-dir, before any training; one that holds the
     classifier is only read."""
+    data = data.digits or data
     recipe = "".join(inspect.getsource(f) for f in (make_classifier, _train, to_input))
     recipe += repr((EPOCHS, BATCH, LEARNING_RATE, SEED))
     key = hashlib.sha256(recipe.encode() + data.train_images.tobytes()

@@ -1,13 +1,14 @@
 """The comparison the reports could not make: runs side by side, in numbers,
 with the spread between seeds.
 
-    python -m common.evaluation.compare RUN_DIR [RUN_DIR ...] [--out outputs/comparison]
+    python -m common.evaluation.compare RUN_DIR [RUN_DIR ...] [--epoch N] [--out outputs/comparison]
 
 A RUN_DIR may also be a sweep's directory (outputs/seeds_dcgan): its runs
 are taken. Runs that differ only by their seed form a group (the seeds
 command makes them). Writes report.md and its figures: per group the mean,
 standard deviation and every seed's value of each metric of
-common.evaluation.evaluate at the latest checkpoints (and the test ELBO and
+common.evaluation.evaluate at the latest checkpoints, or at epoch N of
+every run (and the test ELBO and
 likelihood bound where the model has them), seconds per epoch and images
 per second; metrics.csv against epochs and against training time on shared
 axes (each group's mean and the range of its seeds); the runs' pictures side
@@ -33,12 +34,15 @@ from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
 REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
-PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall")
-TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "test_elbo",
-          "nll_iw")
+PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "modes",
+           "mode_kl")
+TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "modes", "mode_kl",
+          "test_elbo", "nll_iw")
 # the latest checkpoints' verdict: the distances, the score, fidelity and
-# diversity, and the likelihood where the models bound it
-JUDGED = ("fd", "kid", "classifier_score", "precision", "recall", "test_elbo", "nll_iw")
+# diversity, the modes on Stacked MNIST, and the likelihood where the models
+# bound it
+JUDGED = ("fd", "kid", "classifier_score", "precision", "recall", "modes", "mode_kl",
+          "test_elbo", "nll_iw")
 
 
 def load(paths, configs, **evaluation):
@@ -112,8 +116,8 @@ def summary_table(loaded):
                for m in shown]]) + " |")
     floor = loaded[0]["evaluation"]["floor"]
     lines.append("| " + " | ".join(["real images (floor)", *["—"] * 6,
-                                     *[f"{floor[m]:.3g}" if m in floor else "—"
-                                       for m in shown]]) + " |")
+                                     *[f"{floor[m]:.{spread.DIGITS.get(m, 3)}g}" if m in floor
+                                       else "—" for m in shown]]) + " |")
     lines += ["", "Every run:", "", "| run | group | seed | " + " | ".join(
         LABELS[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 3)]
     for run in loaded:
@@ -126,14 +130,17 @@ def summary_table(loaded):
 def plot_metrics(loaded, path, by_time):
     """Each plotted metric of metrics.csv against epoch or training time:
     per group the mean over its seeds and, for several, their range."""
-    figure = Figure(figsize=(11, 7), layout="constrained")
-    for ax, name in zip(figure.subplots(2, 3).ravel(), PLOTTED):
+    plotted = [name for name in PLOTTED if any(name in row for run in loaded
+                                               for row in run["metrics"])] or PLOTTED[:6]
+    rows = -(-len(plotted) // 3)
+    figure = Figure(figsize=(11, 3.5 * rows), layout="constrained")
+    for ax, name in zip(figure.subplots(rows, 3, squeeze=False).ravel(), plotted):
         for group, members in groups(loaded).items():
             def elapsed(epochs, members=members):  # mean training seconds at those epochs
                 return np.mean([[run["elapsed"].get(e, np.nan) for e in epochs]
                                 for run in members], axis=0)
 
-            images.plot_band(ax, [{r["epoch"]: r[name] for r in run["metrics"]}
+            images.plot_band(ax, [{r["epoch"]: r[name] for r in run["metrics"] if name in r}
                                   for run in members], group, elapsed if by_time else None)
         ax.set_title(LABELS[name] + (" (lower is better)" if spread.LOWER_IS_BETTER[name]
                                      else ""))
@@ -300,6 +307,8 @@ def main(argv=None):
     try:
         check_directory(args.out, "--out")
         paths, configs = runs.collect(args.run_dirs)
+        for path in paths:
+            runs.check(path, args.epoch)
         loaded = load(paths, configs, **options(args))
     except UsageError as error:
         parser.error(error)

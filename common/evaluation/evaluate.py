@@ -1,16 +1,17 @@
 """Sample quality and likelihood of a trained run, in numbers.
 
-    python -m common.evaluation.evaluate RUN_DIR [--samples 10000] [--iw-samples 1000]
+    python -m common.evaluation.evaluate RUN_DIR [--epoch N] [--samples 10000] [--iw-samples 1000]
 
-scores the run's latest checkpoint: N generated images (as 8-bit images, the
-way an export holds them) against the N first test images in the evaluation
-classifier's feature space (Frechet distance, kernel distance, classifier
-score, class coverage, precision and recall), each beside its real-vs-real
-floor (N training images against the same test
+scores the run's latest checkpoint (or, with --epoch, that of a kept epoch):
+N generated images (as 8-bit images, the way an export holds them) against
+the N first test images in the evaluation classifier's feature space
+(Frechet distance, kernel distance, classifier score, class coverage,
+precision and recall; on Stacked MNIST also the modes hit and the mode KL),
+each beside its real-vs-real floor (N training images against the same test
 images), and, for a VAE, the test-set ELBO and the importance-weighted
 bound on the negative log-likelihood. It prints a table and writes it to
-RUN_DIR/evaluation.json; the training scripts use the same Evaluator for
-metrics.csv."""
+RUN_DIR/evaluation.json (evaluation_at_epoch_N.json); the training scripts
+use the same Evaluator for metrics.csv."""
 import json
 import sys
 
@@ -18,9 +19,8 @@ from common import runs
 from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
-from common.evaluation import metrics
 from common.evaluation.evaluator import SAMPLE_SEED, Evaluator
-from common.evaluation.metrics import LABELS, METRICS
+from common.evaluation.metrics import LABELS
 from common.images import to_uint8
 from common.model import conditional_labels
 from common.progress import Progress
@@ -29,7 +29,7 @@ from common.progress import Progress
 # all) per device type: the full bound on a GPU (seconds); on a CPU about a
 # minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
-FORMAT = 3  # of evaluation.json: a stored evaluation of another format is computed again
+FORMAT = 4  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 def likelihood_budget(iw_samples, iw_images, test_images):
@@ -42,30 +42,29 @@ def likelihood_budget(iw_samples, iw_images, test_images):
     return samples, min(iw_images or default[1] or test_images, test_images)
 
 
-def evaluate_run(path, *, samples=10_000, iw_samples=None, iw_images=None, data_dir=None,
-                 classifier_dir=None):
-    """Score the run at `path`; the result (also written to
-    RUN_DIR/evaluation.json) is reused while the checkpoint and settings are
-    the same. The likelihood bound's budget is the device type's unless
-    given (likelihood_budget)."""
-    loaded = runs.open_run(path, data_dir)  # TensorFlow starts here
+def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=None,
+                 data_dir=None, classifier_dir=None):
+    """Score the run at `path`, at its latest checkpoint or at the end of
+    `epoch`; the result (also written to RunDir.evaluation_path) is reused
+    while the checkpoint and settings are the same. The likelihood bound's
+    budget is the device type's unless given (likelihood_budget)."""
+    loaded = runs.open_run(path, epoch, data_dir=data_dir)  # TensorFlow starts here
     from common.evaluation import classifier
 
     iw_samples, iw_images = likelihood_budget(iw_samples, iw_images,
                                               len(loaded.data.test_images))
     trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
-    settings = {"format": FORMAT, "epoch": loaded.epoch,
-                "samples": min(samples, len(loaded.data.test_images)),
+    evaluator = Evaluator(trained, loaded.data, samples)
+    settings = {"format": FORMAT, "epoch": loaded.epoch, "samples": evaluator.n,
                 "iw_samples": iw_samples, "iw_images": iw_images,
                 "classifier": trained.info["key"]}
-    cache = loaded.run.path / "evaluation.json"
+    cache = loaded.run.evaluation_path(epoch)
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("settings") == settings:
             return stored
     step = Progress(f"Scoring {loaded.run.path} at epoch {loaded.epoch}: {settings['samples']} "
                     f"samples and as many real images, in the classifier's feature space", 3)
-    evaluator = Evaluator(trained, loaded.data, samples)
     generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
     step.update(1)
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
@@ -75,7 +74,7 @@ def evaluate_run(path, *, samples=10_000, iw_samples=None, iw_images=None, data_
               "labels": evaluator.labels(generated, asked)}
     step.update(2)
     result.update({"floor": evaluator.floor(loaded.data),
-                   "real_classifier_score": metrics.classifier_score(evaluator.real[1]),
+                   "real_classifier_score": evaluator.real_classifier_score(),
                    "classifier_accuracy": trained.info["test_accuracy"]})
     step.finish()
     result["likelihood"] = {}
@@ -98,7 +97,7 @@ def table(result):
              f"{result['classifier_accuracy']:.4f}, real test images' classifier score "
              f"{result['real_classifier_score']:.2f})",
              f"{'metric':28} {'model':>12} {'real floor':>12}"]
-    for name in METRICS:
+    for name in (name for name in result["metrics"] if name != "samples"):
         lines.append(f"{LABELS[name]:28} {result['metrics'][name]:12.4g} "
                      f"{result['floor'][name]:12.4g}")
     labels = result["labels"]
@@ -119,8 +118,12 @@ def table(result):
 def add_options(parser):
     """The evaluation's settings, shared with common.evaluation.compare."""
     add = parser.add_argument
-    add("--samples", type=positive_int, default=10_000,
-        help="generated images to score (at most the test set's size)")
+    add("--epoch", type=positive_int, default=None,
+        help="score the checkpoint at the end of this epoch, one the run kept (--keep-epochs, "
+             "or one of its last 3) (default: the latest)")
+    add("--samples", type=positive_int, default=None,
+        help="generated images to score, at most the test set's size (default: 10,000; on "
+             "stacked_mnist 26,000)")
     add("--iw-samples", type=non_negative_int, default=None,
         help="importance samples K per test image for a VAE's likelihood bound (0: skip it; "
              f"default: {IW_BUDGET['GPU'][0]} on a GPU, {IW_BUDGET['CPU'][0]} on a CPU; on "
@@ -138,7 +141,7 @@ def add_options(parser):
 
 def options(args):
     """The keyword arguments of evaluate_run from parsed `add_options`."""
-    return {"samples": args.samples, "iw_samples": args.iw_samples,
+    return {"epoch": args.epoch, "samples": args.samples, "iw_samples": args.iw_samples,
             "iw_images": args.iw_images, "data_dir": args.data_dir,
             "classifier_dir": args.classifier_dir}
 
@@ -154,7 +157,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        runs.check(args.run_dir)
+        runs.check(args.run_dir, args.epoch)
         result = evaluate_run(args.run_dir, **options(args))
     except UsageError as error:
         parser.error(error)

@@ -2,23 +2,53 @@
 feature space of the evaluation classifier (common/evaluation/classifier.py),
 with the metrics of common/evaluation/metrics.py. Training scores with it
 into metrics.csv (common/cli.py), python -m common.evaluation.evaluate into
-evaluation.json, the parity experiment the tutorial's exported samples."""
+evaluation.json, the parity experiment the tutorial's exported samples.
+
+On Stacked MNIST each of an image's three channels is a digit for the MNIST
+classifier: the features of the three side by side are the space of the
+distances (Frechet, kernel, precision and recall), the product of their
+class probabilities a distribution over the 1000 modes (the classifier
+score), the channels' digits pooled the classes (coverage, label KL), and
+the three digits read the mode of the image (modes hit, mode KL)."""
+import numpy as np
+
 from common.evaluation import metrics
-from common.evaluation.metrics import METRICS
+from common.evaluation.metrics import METRICS, MODE_METRICS
 from common.images import to_uint8
 
 SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same noise
+# Images scored per evaluation unless told: 10,000; on Stacked MNIST the
+# 26,000 that VEEGAN and PacGAN count the modes of.
+SAMPLES, STACKED_SAMPLES = 10_000, 26_000
+
+
+def default_samples(data):
+    return STACKED_SAMPLES if data.digits is not None else SAMPLES
 
 
 class Evaluator:
     """Scores N generated images against the first N test images."""
 
-    columns = ("epoch", "seconds", "samples", *METRICS)  # of metrics.csv
+    columns = ("epoch", "seconds", "samples", *METRICS)  # of metrics.csv (stacked: + modes)
 
-    def __init__(self, classifier, data, samples=10_000):
+    def __init__(self, classifier, data, samples=None):
         self.classifier = classifier
-        self.n = min(samples, len(data.test_images))  # equal sizes: FD's bias depends on it
-        self.real = classifier.features_and_probabilities(data.test_images[:self.n])
+        if data.digits is not None:
+            self.columns = (*self.columns, *MODE_METRICS)
+        # equal sizes: FD's bias depends on it
+        self.n = min(samples or default_samples(data), len(data.test_images))
+        self.real = self.features(data.test_images[:self.n])
+
+    def features(self, images):
+        """(features [n, 128] float64, class probabilities [n, 10]) of
+        images (uint8, or floats in [0, 1]); for stacked images [n, 28, 28,
+        3], the channels' side by side: ([n, 384], [n, 3, 10])."""
+        if np.ndim(images) == 3:
+            return self.classifier.features_and_probabilities(images)
+        parts = [self.classifier.features_and_probabilities(images[..., c])
+                 for c in range(images.shape[-1])]
+        return (np.concatenate([f for f, _ in parts], axis=1),
+                np.stack([p for _, p in parts], axis=1))
 
     def score(self, model):
         """The metrics of the model's samples (see `compare`)."""
@@ -29,42 +59,64 @@ class Evaluator:
         and the classifier's features) now, while the weights are the ones to
         score; the host's (the statistics, numpy only) returned as a function
         to call later, from another thread if one likes."""
-        outputs = self.classifier.features_and_probabilities(
-            to_uint8(model.sample(self.n, SAMPLE_SEED)))
+        outputs = self.features(to_uint8(model.sample(self.n, SAMPLE_SEED)))
         return lambda: {"samples": self.n, **self.statistics(*outputs)}
 
     def compare(self, images):
         """The metrics of `images` (uint8, or floats in [0, 1]) against the
         test images."""
-        return self.statistics(*self.classifier.features_and_probabilities(images[:self.n]))
+        return self.statistics(*self.features(images[:self.n]))
 
     def statistics(self, features, probabilities):
         """The metrics of generated images' classifier features and class
-        probabilities against the test images'."""
+        probabilities (`features`) against the test images'."""
         real_features, _ = self.real
         kid, kid_se = metrics.kernel_distance(real_features, features)
         precision, recall = metrics.precision_recall(real_features, features)
-        return {"fd": metrics.frechet_distance(real_features, features),
-                "kid": kid, "kid_se": kid_se,
-                "classifier_score": metrics.classifier_score(probabilities),
-                "coverage": metrics.class_coverage(probabilities),
-                "label_kl": metrics.label_kl_from_uniform(probabilities),
-                "precision": precision, "recall": recall}
+        digits = probabilities.reshape(-1, probabilities.shape[-1])  # every channel's
+        scores = {"fd": metrics.frechet_distance(real_features, features),
+                  "kid": kid, "kid_se": kid_se,
+                  "classifier_score": metrics.classifier_score(_joint(probabilities)),
+                  "coverage": metrics.class_coverage(digits),
+                  "label_kl": metrics.label_kl_from_uniform(digits),
+                  "precision": precision, "recall": recall}
+        if probabilities.ndim == 3:
+            modes = (probabilities.argmax(axis=2) * 10 ** np.arange(probabilities.shape[1])[::-1]
+                     ).sum(axis=1)
+            scores.update(modes=metrics.modes_hit(modes), mode_kl=metrics.mode_kl(modes))
+        return scores
 
     def labels(self, images, asked=None):
         """Report 003's label predictor, as numbers: the share of `images`
         the classifier puts in each class, its mean confidence (top
         probability), and, when the images were asked to be given digits
         (`asked`, a conditional model), how often the classifier agrees."""
-        _, probabilities = self.classifier.features_and_probabilities(images[:self.n])
-        report = {"label_histogram": metrics.label_histogram(probabilities).tolist(),
-                  "confidence": float(probabilities.max(axis=1).mean())}
+        _, probabilities = self.features(images[:self.n])
+        digits = probabilities.reshape(-1, probabilities.shape[-1])  # stacked: every channel's
+        report = {"label_histogram": metrics.label_histogram(digits).tolist(),
+                  "confidence": float(digits.max(axis=1).mean())}
         if asked is not None:
             report["conditional_accuracy"] = float(
                 (probabilities.argmax(axis=1) == asked[:self.n]).mean())
         return report
 
+    def real_classifier_score(self):
+        """The classifier score of the test images scored against."""
+        return metrics.classifier_score(_joint(self.real[1]))
+
     def floor(self, data):
         """The same metrics for real training images: the best a model can
         expect at this sample size."""
         return self.compare(data.train_images[:self.n])
+
+
+def _joint(probabilities):
+    """Class probabilities [n, 10], or for stacked images [n, 3, 10] the
+    probabilities of their 1000 modes, [n, 1000] (the channels read
+    independently: the product of theirs)."""
+    if probabilities.ndim == 2:
+        return probabilities
+    joint = probabilities[:, 0]
+    for channel in range(1, probabilities.shape[1]):
+        joint = (joint[:, :, None] * probabilities[:, channel, None, :]).reshape(len(joint), -1)
+    return joint

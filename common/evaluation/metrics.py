@@ -8,11 +8,13 @@ import numpy as np
 # likelihoods a VAE's evaluation adds.
 METRICS = ("fd", "kid", "kid_se", "classifier_score", "coverage", "label_kl", "precision",
            "recall")
+MODE_METRICS = ("modes", "mode_kl")  # Stacked MNIST's, after METRICS
 LABELS = {"fd": "Frechet distance", "kid": "kernel distance (KID)",
           "kid_se": "  its standard error", "classifier_score": "classifier score",
           "coverage": "classes covered (>= 1%)", "label_kl": "label KL from uniform",
           "precision": "precision (k=3)", "recall": "recall (k=3)",
-          "test_elbo": "test-set ELBO (nats)", "nll_iw": "NLL bound (nats)"}
+          "test_elbo": "test-set ELBO (nats)", "nll_iw": "NLL bound (nats)",
+          "modes": "modes hit (of 1000)", "mode_kl": "mode KL from uniform"}
 KID_BLOCK = 1000  # images per block of the kernel distance, as the usual subset size
 COVERAGE_SHARE = 0.01  # a class is covered if at least 1% of the samples fall in it
 
@@ -98,6 +100,25 @@ def label_kl_from_uniform(probabilities):
     share = label_histogram(probabilities)
     present = share > 0
     return float((share[present] * np.log(share[present] * len(share))).sum())
+
+
+def modes_hit(modes):
+    """How many distinct modes the samples fall in: Stacked MNIST's count of
+    mode collapse (Metz et al. 2017, section 3.3.2; Srivastava et al. 2017,
+    section 5.2), each sample's mode the digits the classifier reads in its
+    three channels."""
+    return int(len(np.unique(modes)))
+
+
+def mode_kl(modes, count=1000):
+    """KL(the samples' mode histogram || uniform over `count` modes) in
+    nats, as PacGAN's code computes it (Lin et al. 2018; fjxmlzn/PacGAN,
+    VEEGAN_experiment/model.py): sum of p log(p / (1 / count)) over the
+    modes hit, empty modes adding nothing; 0 when every mode is equally
+    frequent, log 1000 = 6.91 when every sample is one mode."""
+    share = np.bincount(np.asarray(modes), minlength=count) / len(modes)
+    share = share[share > 0]
+    return float((share * np.log(share * count)).sum())
 
 
 def precision_recall(real, fake, k=3, chunk=1000):

@@ -23,10 +23,10 @@ RULE = (f"A is called better than B only when Welch's t-test (unequal variances,
 # The direction of each metric: True where lower is better.
 # Significant digits a metric's mean is shown with: the likelihoods' nats
 # need their decimals (-156.2, not -156).
-DIGITS = {"test_elbo": 4, "nll_iw": 4}
+DIGITS = {"test_elbo": 4, "nll_iw": 4, "modes": 4}
 LOWER_IS_BETTER = {"fd": True, "kid": True, "label_kl": True, "nll_iw": True,
                    "classifier_score": False, "coverage": False, "precision": False,
-                   "recall": False, "test_elbo": False}
+                   "recall": False, "test_elbo": False, "modes": False, "mode_kl": True}
 
 
 def configuration(config):

@@ -57,7 +57,7 @@ def main(argv=None):
     try:
         check_directory(args.out, "--out")
         paths, configs = runs.collect(args.run_dirs)
-        loaded = [runs.open_run(path, args.data_dir) for path in paths]
+        loaded = [runs.open_run(path, data_dir=args.data_dir) for path in paths]
         for run in loaded:
             if not hasattr(run.model, "reconstruct"):
                 raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "

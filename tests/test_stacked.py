@@ -1,0 +1,174 @@
+"""Mode collapse, counted: Stacked MNIST (three digits as the channels of one
+image, 1000 modes), its mode metrics, and PacGAN's packing of the
+discriminator's input (--pack)."""
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import history, run_script
+from PIL import Image
+
+from common import data
+from common.evaluation import metrics
+from common.evaluation.evaluator import Evaluator
+from gan_keras.dcgan import DCGAN
+from gan_keras.gan import pack
+
+
+def test_stacked_mnist_is_three_digits_drawn_the_same_way_every_time(synthetic_mnist):
+    """128,000 training and 26,000 test images, each channel one image of
+    MNIST's split (test images from the test split only), the label the mode
+    100 d0 + 10 d1 + d2 of the channels' digits; the same for the same MNIST."""
+    mnist, stacked = data.load("mnist", synthetic_mnist), data.load("stacked_mnist", synthetic_mnist)
+    assert stacked.train_images.shape == (128_000, 28, 28, 3) and stacked.channels == 3
+    assert stacked.test_images.shape == (26_000, 28, 28, 3) and stacked.digits.name == "mnist"
+    assert stacked.source == f"stacked from {synthetic_mnist}"
+    for images, labels, (source, digits) in (
+            (stacked.train_images, stacked.train_labels, (mnist.train_images, mnist.train_labels)),
+            (stacked.test_images, stacked.test_labels, (mnist.test_images, mnist.test_labels))):
+        for i in (0, 1, len(images) - 1):
+            found = [next(j for j in range(len(source)) if np.array_equal(source[j],
+                                                                          images[i, ..., c]))
+                     for c in range(3)]
+            assert labels[i] == sum(int(digits[j]) * 10 ** (2 - c) for c, j in enumerate(found))
+    again = data.load("stacked_mnist", synthetic_mnist)
+    np.testing.assert_array_equal(again.train_images, stacked.train_images)
+    np.testing.assert_array_equal(again.test_labels, stacked.test_labels)
+    counts = np.bincount(stacked.train_labels // 100, minlength=10)  # first digits: as MNIST's
+    np.testing.assert_allclose(counts / counts.sum(), np.bincount(mnist.train_labels,
+                                                                  minlength=10) / 256, atol=0.01)
+
+
+def test_the_mode_metrics_on_histograms_of_known_kl():
+    every = np.arange(1000)
+    assert metrics.modes_hit(every) == 1000 and metrics.mode_kl(every) == pytest.approx(0.0)
+    one = np.full(26_000, 417)
+    assert metrics.modes_hit(one) == 1 and metrics.mode_kl(one) == pytest.approx(math.log(1000))
+    half = np.repeat(np.arange(0, 1000, 2), 3)  # 500 modes, equally often
+    assert metrics.modes_hit(half) == 500 and metrics.mode_kl(half) == pytest.approx(math.log(2))
+    skewed = np.array([0] * 3 + [1])  # p = 3/4, 1/4 over 2 of 1000 modes
+    assert metrics.mode_kl(skewed) == pytest.approx(
+        0.75 * math.log(0.75 * 1000) + 0.25 * math.log(0.25 * 1000))
+
+
+def test_an_evaluator_reads_each_channel_as_a_digit(synthetic_mnist, tmp_path):
+    """On stacked images, the classifier's probabilities of each channel make
+    the mode (first channel the hundreds) and a distribution over the 1000
+    modes: confident, all-different modes give 1000 modes hit and a
+    classifier score of 1000."""
+    from common.evaluation import classifier
+
+    stacked = data.load("stacked_mnist", synthetic_mnist)
+    evaluator = Evaluator(classifier.load_or_train(stacked, tmp_path), stacked, samples=64)
+    assert evaluator.n == 64 and evaluator.columns[-2:] == ("modes", "mode_kl")
+    assert evaluator.real[0].shape == (64, 3 * 128) and evaluator.real[1].shape == (64, 3, 10)
+    modes = np.arange(1000)
+    confident = np.zeros((1000, 3, 10))
+    for channel, digit in enumerate((modes // 100, modes // 10 % 10, modes % 10)):
+        confident[np.arange(1000), channel, digit] = 1.0
+    features = np.random.default_rng(0).normal(size=(1000, 384))
+    scores = evaluator.statistics(features, confident)
+    assert (scores["modes"], scores["mode_kl"]) == (1000, pytest.approx(0.0))
+    assert scores["classifier_score"] == pytest.approx(1000, rel=1e-6)
+    assert scores["coverage"] == 10 and scores["label_kl"] == pytest.approx(0.0)
+    collapsed = evaluator.statistics(features, np.repeat(confident[417:418], 1000, axis=0))
+    assert (collapsed["modes"], collapsed["mode_kl"]) == (1, pytest.approx(math.log(1000)))
+    assert collapsed["classifier_score"] == pytest.approx(1.0)
+
+
+def test_packing_puts_each_image_of_a_pack_in_its_own_channels():
+    """PacGAN's layout: image j of a pack in channels j C to (j + 1) C - 1;
+    the last n % m images left out; m = 1 the images themselves."""
+    images = tf.reshape(tf.range(5 * 28 * 28 * 3, dtype=tf.float32), [5, 28, 28, 3])
+    packed = pack(images, 2)
+    assert packed.shape == (2, 28, 28, 6)
+    for p in range(2):
+        for j in range(2):
+            np.testing.assert_array_equal(packed[p, ..., 3 * j:3 * j + 3], images[2 * p + j])
+    assert pack(images, 1) is images
+
+
+def test_pack_1_is_the_unpacked_model_and_pack_2_halves_what_the_discriminator_sees():
+    """--pack 1 is today's model: the same weights after the same steps, bit
+    for bit (and the tutorial's step: test_dcgan.py); with --pack 2 the
+    discriminator takes two images' channels and judges half as many."""
+    batch = (tf.random.stateless_uniform([8, 28, 28, 1], [1, 2], -1, 1), tf.zeros([8], tf.int32))
+    import keras
+
+    models = []
+    for options in ({}, {"pack": 1}):
+        keras.utils.set_random_seed(4)
+        models.append(DCGAN(seed=4, **options))
+        for _ in range(3):
+            models[-1].train_step(batch)
+    for a, b in zip(*(m.generator.weights + m.discriminator.weights for m in models)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    packed = DCGAN(seed=4, pack=2)
+    assert packed.discriminator.input_shape == (None, 28, 28, 2)
+    out = packed.train_step(batch)
+    assert all(np.isfinite(float(v)) for v in out.values())
+
+
+# a run on Stacked MNIST, as small as one can be
+STACKED = ["--dataset", "stacked_mnist", "--train-size", 256, "--batch-size", 64, "--epochs", 1,
+           "--metrics-samples", 64]
+
+
+@pytest.mark.parametrize("model, options", [
+    ("dcgan", ["--pack", "2"]),
+    pytest.param("infogan", ["--pack", "2"], marks=pytest.mark.slow),
+    pytest.param("mlp_gan", ["--loss", "wgan-gp", "--pack", "2"], marks=pytest.mark.slow),
+    pytest.param("vaegan", ["--noise-dim", "16", "--pack", "2"], marks=pytest.mark.slow),
+])
+def test_every_gan_trains_on_stacked_mnist_packed(model, options, synthetic_mnist, tmp_path):
+    """Each GAN on 256 stacked images, its discriminator judging pairs: the
+    pictures in colour, metrics.csv with the modes hit and their KL."""
+    out = tmp_path / "run"
+    done = run_script("gan_keras/train.py", "--model", model, *options, *STACKED, "--data-dir",
+                      synthetic_mnist, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _a_stacked_run(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["conv_vae", "mlp_vae"])
+def test_the_vaes_train_on_stacked_mnist(model, synthetic_mnist, tmp_path):
+    out = tmp_path / "run"
+    done = run_script("vae_keras/train.py", "--model", model, *STACKED, "--data-dir",
+                      synthetic_mnist, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _a_stacked_run(out)
+    assert float(history(out)[0]["test_elbo"]) < -3 * 100  # three channels' worth of nats
+
+
+def test_the_conditional_vae_refuses_stacked_mnist(synthetic_mnist, tmp_path):
+    refused = run_script("vae_keras/train.py", "--model", "cvae", *STACKED, "--data-dir",
+                         synthetic_mnist, "--out", tmp_path / "cvae")
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        "train.py: error: --model cvae draws the one digit it is given, and a stacked_mnist "
+        "image holds three; choose another --model or --dataset"]
+    assert not (tmp_path / "cvae").exists()
+
+
+def _a_stacked_run(out):
+    with Image.open(out / "images" / "image_at_epoch_0001.png") as picture:
+        assert picture.mode == "RGB"
+        pixels = np.asarray(picture)
+        assert not (np.array_equal(pixels[..., 0], pixels[..., 1])
+                    and np.array_equal(pixels[..., 1], pixels[..., 2]))  # not three greys
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].endswith(",modes,mode_kl")
+    modes, kl = map(float, rows[1].split(",")[-2:])
+    assert 1 <= modes <= 64 and 0 <= kl <= math.log(1000)
+    assert json.loads((out / "config.json").read_text())["args"]["dataset"] == "stacked_mnist"
+
+
+def test_a_pack_the_batches_cannot_fill_is_one_line(synthetic_mnist, tmp_path):
+    result = run_script("gan_keras/train.py", "--pack", 3, "--data-dir", synthetic_mnist,
+                        "--batch-size", 127, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "train.py: error: --pack 3: a batch of 2 images makes no pack of 3; choose another "
+        "--batch-size (or --train-size)"]
