@@ -278,3 +278,42 @@ def test_commands_are_found_in_fences_and_indented_blocks_not_in_prose(tmp_path)
         ("page.md:6", ["-m", "common.bench", "--images", "512"]),
         ("page.md:7", ["vae_keras/train.py"]),
         ("page.md:11", ["-m", "common.evaluation.evaluate", "RUN_DIR"])]
+
+
+PATHS_UP = re.compile(r"(?<![\w.])((?:\.\./)+[\w.\-/]*)")  # ../x, ../../y/z
+LINK = re.compile(r"\]\(([^)#\s]+)")  # a Markdown link's target
+
+
+def outside(text, base):
+    """The paths going up in `text` that leave the repository from `base`."""
+    return [path for path in PATHS_UP.findall(text)
+            if not (base / path).resolve().is_relative_to(ROOT)]
+
+
+def test_no_document_names_a_path_outside_the_repository():
+    """What a user reads names nothing outside the checkout (the project's
+    development machines have more beside it than a user's): a command's
+    path from the repository root, where commands run, a link's from its
+    document; no absolute path into the folder the checkout is in."""
+    found = []
+    beside = str(ROOT.parent) + "/"
+    for path in DOCUMENTS + [ROOT / "outputs" / "README.md"]:
+        text = path.read_text()
+        in_code = {number for number, _ in code_lines(text)}
+        for number, line in enumerate(text.splitlines(), 1):
+            where = f"{path.relative_to(ROOT)}:{number}"
+            base = ROOT if number in in_code else path.parent
+            found += [f"{where}: {p}" for p in outside(line, base)]
+            found += [f"{where}: {target}" for target in LINK.findall(line)
+                      if "://" not in target and not (path.parent / target).resolve()
+                      .is_relative_to(ROOT)]
+            if beside in line:
+                found.append(f"{where}: {line.strip()}")
+    assert not found, "paths outside the repository:\n" + "\n".join(found)
+
+
+def test_a_path_outside_the_repository_is_found(tmp_path):
+    assert outside("python -m common.bench --data-dir ../shared/data/mnist", ROOT) == [
+        "../shared/data/mnist"]
+    assert outside("see [the README](../README.md)", ROOT / "docs") == []
+    assert outside("see ../README.md", ROOT) == ["../README.md"]
