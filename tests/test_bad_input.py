@@ -63,9 +63,15 @@ OWN_CASES = {  # each script's own arguments
 }
 ALL_CASES = {(script, name): case for script in (GAN, VAE)
              for name, case in {**CASES, **OWN_CASES[script]}.items()}
+# by default each shared case once, with the GAN script, and each script's
+# own; the VAE script's copies of the shared ones (and the cases that start
+# TensorFlow, the classifier's) are slow
+SLOW_CASES = {(VAE, name) for name in CASES} | {(GAN, "classifier dir a file")}
 
 
-@pytest.mark.parametrize("script, case", ALL_CASES, ids=[f"{s[:3]}-{c}" for s, c in ALL_CASES])
+@pytest.mark.parametrize("script, case", [
+    pytest.param(*key, marks=pytest.mark.slow) if key in SLOW_CASES else key for key in ALL_CASES],
+    ids=[f"{s[:3]}-{c}" for s, c in ALL_CASES])
 def test_bad_input_is_one_line_exit_2_and_damages_nothing(script, case, finished_run,
                                                           synthetic_mnist, tmp_path):
     args, message = ALL_CASES[script, case]

@@ -92,6 +92,8 @@ def test_a_mirrored_run_tracks_a_single_device_run(synthetic_mnist, tmp_path, dy
     assert single.returncode == 0, single.stderr[-2000:]
 
     two, one = history(tmp_path / "two"), history(tmp_path / "one")
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): the largest gap 1.1e-5 to 9.5e-5
+    # of the loss and 2.4e-6 to 1.6e-5 of the test ELBO; the ELBO's gain 1.42 to 2.06 nats
     for name in ("loss", "test_elbo"):
         margin.below(f"largest relative gap of {name}", max(
             abs(float(a[name]) - float(b[name])) / abs(float(b[name])) for a, b in zip(two, one)),

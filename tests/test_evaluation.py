@@ -31,6 +31,7 @@ def runs_dir(synthetic_mnist, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_classifier_is_trained_once_and_cached(synthetic_mnist, tmp_path, capsys, monkeypatch):
     mnist = data.load("mnist", synthetic_mnist)
     first = classifier.load_or_train(mnist, tmp_path)
@@ -69,6 +70,7 @@ def test_the_classifier_computes_in_float32_whatever_the_policy(synthetic_mnist,
                                       reference.features_and_probabilities(mnist.test_images)[0])
 
 
+@pytest.mark.slow
 def test_classifier_training_is_deterministic(synthetic_mnist, tmp_path):
     mnist = data.load("mnist", synthetic_mnist)
     a = classifier.load_or_train(mnist, tmp_path / "a")
@@ -86,8 +88,12 @@ def test_evaluator_scores_real_images_near_zero_and_a_model_far(synthetic_mnist,
     itself = evaluator.compare(mnist.test_images)
     assert itself["fd"] == pytest.approx(0.0, abs=1e-6)
     assert itself["precision"] == itself["recall"] == 1.0
+    import keras
+
+    keras.utils.set_random_seed(dynamics_seed)  # the untrained weights
     untrained = evaluator.score(ConvVAE(mnist, seed=dynamics_seed))
     assert set(untrained) == {"samples", *METRICS} and untrained["samples"] == 64
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): 23.4 to 23.5
     margin.above("untrained FD / real floor", untrained["fd"] / evaluator.floor(mnist)["fd"], 10)
 
 
@@ -220,6 +226,7 @@ def test_sample_command(runs_dir, tmp_path):
     assert images.tobytes() != sample("c.npz", "--seed", "1").tobytes()
 
 
+@pytest.mark.slow
 def test_compare_command(runs_dir, tmp_path):
     out = tmp_path / "comparison"
     result = run_script("-m", "common.evaluation.compare", runs_dir / "dcgan",
@@ -353,7 +360,9 @@ def test_real_mnist_classifier_and_classifier_score(real_mnist, tmp_path_factory
     monkeypatch.setattr(classifier, "SEED", dynamics_seed)  # part of the cache's key
     mnist = data.load("mnist", real_mnist)
     trained = classifier.load_or_train(mnist, tmp_path_factory.mktemp("classifier"))
-    margin.above("test accuracy", trained.info["test_accuracy"], 0.990)
+    # the classifier's own seed 0: accuracy 0.9922; measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01):
+    # 0.9908 to 0.9914, and classifier scores 9.70 to 9.73
+    margin.above("test accuracy", trained.info["test_accuracy"], 0.989)
     _, probabilities = trained.features_and_probabilities(mnist.test_images)
     margin.above("classifier score of the test digits", metrics.classifier_score(probabilities),
                  9.5)

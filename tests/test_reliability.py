@@ -114,7 +114,7 @@ def poison_a_weight(script, monkeypatch, *, at_step):
 # -- non-finite losses ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", SCRIPTS)
+@pytest.mark.parametrize("model", [pytest.param("dcgan", marks=pytest.mark.slow), "conv_vae"])
 def test_a_nan_loss_stops_the_run_before_anything_of_its_epoch_is_written(
         model, synthetic_mnist, tmp_path, monkeypatch, capsys):
     """NaN from step 9 on, the first of epoch 3: exit 3 and one line naming

@@ -91,6 +91,8 @@ def test_mixed_precision_trains_the_same_model_and_resumes_in_another(
                    *seeded) == 0
         assert [int(r["epoch"]) for r in history(out)] == [1, 2]
         ours, fp32 = losses(out, names), losses(reference, names)
+        # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): the largest gap
+        # 0.03 to 0.11 of the tolerance (DCGAN, bf16 and fp16), 0.002 to 0.10 (conv VAE)
         margin.below(f"{script.__name__.split('.')[0]} {precision}: largest gap to fp32 in "
                      "units of 0.02 + 5% of fp32's", (abs(ours - fp32) / (0.02 + 0.05 * abs(fp32))).max(), 1)
 
@@ -150,7 +152,7 @@ def test_profile_epoch_records_a_trace_of_that_epoch_only(synthetic_mnist, tmp_p
     assert len(traces) == 1 and traces[0].stat().st_size > 1000
 
 
-@pytest.mark.parametrize("kind", ["CPU-bf16", "CPU"])
+@pytest.mark.parametrize("kind", ["CPU-bf16", pytest.param("CPU", marks=pytest.mark.slow)])
 def test_the_device_type_can_be_forced_and_a_vae_trains_in_fp32_on_either(
         kind, synthetic_mnist, tmp_path, monkeypatch):
     """GAN_VAE_DEVICE_TYPE makes any CPU read as either kind: the GANs then

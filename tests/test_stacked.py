@@ -12,7 +12,7 @@ from PIL import Image
 
 from common import data
 from common.evaluation import metrics
-from common.evaluation.evaluator import Evaluator
+from common.evaluation.evaluator import Evaluator, modes_of
 from gan_keras.dcgan import DCGAN
 from gan_keras.gan import pack
 
@@ -73,6 +73,7 @@ def test_an_evaluator_reads_each_channel_as_a_digit(synthetic_mnist, tmp_path):
     assert (scores["modes"], scores["mode_kl"]) == (1000, pytest.approx(0.0))
     assert scores["classifier_score"] == pytest.approx(1000, rel=1e-6)
     assert scores["coverage"] == 10 and scores["label_kl"] == pytest.approx(0.0)
+    np.testing.assert_array_equal(modes_of(confident), modes)  # as the data labels them
     collapsed = evaluator.statistics(features, np.repeat(confident[417:418], 1000, axis=0))
     assert (collapsed["modes"], collapsed["mode_kl"]) == (1, pytest.approx(math.log(1000)))
     assert collapsed["classifier_score"] == pytest.approx(1.0)

@@ -64,6 +64,7 @@ def test_two_epoch_run_writes_every_output(synthetic_mnist, tmp_path, capsys):
     assert len(list((tmp_path / "classifier").glob("mnist-*/classifier.weights.h5"))) == 1
 
 
+@pytest.mark.slow
 def test_tensorboard_reads_the_logged_scalars_and_pictures(synthetic_mnist, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
@@ -102,6 +103,7 @@ def test_same_seed_same_losses_other_seed_other_losses(synthetic_mnist, tmp_path
     assert not np.allclose(losses(tmp_path / "a"), losses(tmp_path / "c"), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_one(synthetic_mnist, tmp_path, capsys):
     """Everything is restored (weights, optimizer moments, batch-norm
     statistics, noise RNG, dropout RNG, data order): the losses after a
@@ -129,6 +131,7 @@ def test_history_rows_past_the_checkpoint_are_redone_once(synthetic_mnist, tmp_p
     assert float(rows[2]["g_loss"]) != 9.0
 
 
+@pytest.mark.slow
 def test_a_finished_run_has_nothing_to_train(synthetic_mnist, tmp_path, capsys):
     out = tmp_path / "run"
     run(synthetic_mnist, out, "--epochs", 2, "--seed", 5)
@@ -139,6 +142,7 @@ def test_a_finished_run_has_nothing_to_train(synthetic_mnist, tmp_path, capsys):
     assert history(out) == before
 
 
+@pytest.mark.slow
 def test_other_configuration_is_refused_and_fresh_replaces(synthetic_mnist, tmp_path, capsys):
     out = tmp_path / "run"
     run(synthetic_mnist, out, "--epochs", 1, "--seed", 5)

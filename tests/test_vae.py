@@ -168,6 +168,8 @@ def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnis
     for r in rows:
         assert float(r["loss"]) == pytest.approx(float(r["reconstruction"]) + float(r["kl"]),
                                                  rel=1e-4)
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): gains of 1.73 to 3.72
+    # nats from epoch 3 to 4, 2.84 to 5.07 from epoch 1 to 3
     margin.above("test_elbo gain, epoch 3 to 4", float(rows[-1]["test_elbo"])
                  - float(rows[2]["test_elbo"]), 0)
 
@@ -184,6 +186,7 @@ def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnis
         assert manifold.size == (20 * 28, 20 * 28)
 
 
+@pytest.mark.slow
 def test_no_latent_figures_beyond_two_dimensions(synthetic_mnist, tmp_path):
     out = tmp_path / "run"
     assert run(synthetic_mnist, out, "--epochs", 1, "--latent-dim", 3, "--seed", 1) == 0
@@ -213,4 +216,5 @@ def test_real_mnist_conv_vae_learns_in_one_epoch(real_mnist, tmp_path, dynamics_
     out = tmp_path / "run"
     assert run(real_mnist, out, "--epochs", 1, "--train-size", 10_000, "--seed", dynamics_seed,
                "--metrics-every", 0) == 0
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): -235.8 to -227.3
     margin.above("test_elbo", float(history(out)[0]["test_elbo"]), -300)

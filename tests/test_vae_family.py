@@ -106,6 +106,7 @@ def test_two_epoch_run_writes_every_output(model, preset, synthetic_mnist, tmp_p
     assert config["binarize"] == "none" and config["kl"] == "analytic"
     rows = history(out)
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): gains of 134 to 186 nats
     margin.above(f"{model} {preset} test_elbo gain, epoch 1 to 2",
                  float(rows[1]["test_elbo"]) - float(rows[0]["test_elbo"]), 0)
     for name in ("images/image_at_epoch_0002.png", "progress.gif", "losses.png"):
@@ -176,6 +177,8 @@ def test_real_mnist_report001_trend(real_mnist, tmp_path, dynamics_seed, margin)
                            str(real_mnist), "--out", str(out), "--epochs", "2", "--seed",
                            str(dynamics_seed), "--metrics-every", "0"]) == 0
         losses[model] = [float(r["loss"]) for r in history(out)]
+    # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): the VAE 127.7 to 128.8, the
+    # conditional VAE 120.8 to 122.2, the gap between them 6.1 to 7.6 nats
     margin.below("mlp_vae epoch 2 loss", losses["mlp_vae"][1], 135)
     margin.below("cvae epoch 2 loss", losses["cvae"][1], 130)
     margin.above("mlp_vae - cvae epoch 2 loss", losses["mlp_vae"][1] - losses["cvae"][1], 0)

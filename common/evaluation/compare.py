@@ -176,8 +176,9 @@ def plot_pictures(loaded, path):
         for ax, run in zip(row, loaded):
             picture = RunDir(run["path"]).image_path(epoch)
             if picture.exists():
-                with Image.open(picture) as png:
-                    ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255)
+                with Image.open(picture) as png:  # grey, or Stacked MNIST's colour
+                    ax.imshow(np.asarray(png), cmap="gray" if png.mode == "L" else None,
+                              vmin=0, vmax=255)
             ax.set_title(f"{run['name']}, epoch {epoch}", fontsize=9)
             ax.axis("off")
     images.save_figure(figure, path)
