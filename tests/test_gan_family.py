@@ -216,13 +216,15 @@ def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margi
     x = model.prepare(mnist.train_images[:32])
     originals = mnist.train_images[:32] / 255.0
 
-    def error():
-        return float(np.mean((model.reconstruct(x) - originals) ** 2))
+    def error():  # of the images, uint8, as reconstruct takes them
+        return float(np.mean((model.reconstruct(mnist.train_images[:32]) - originals) ** 2))
 
     first = error()
-    for _ in range(50):
+    for _ in range(100):
         model.train_step((x, tf.zeros([32], tf.int32)))
-    margin.below("error after 50 steps / before", error() / first, 0.5)
+    # measured over 5 seeds (2026-12-01): 0.011 to 0.012 after 100 steps; after 50, 0.18 to
+    # 0.35 (and worse than at the start after 25): the adversarial terms come first
+    margin.below("error after 100 steps / before", error() / first, 0.1)
 
 
 @pytest.mark.slow
