@@ -315,6 +315,31 @@ def test_compare_calls_a_winner_only_beyond_the_seeds_spread():
     assert " is better than " not in noisy
 
 
+def test_compare_follows_the_modes_of_stacked_runs_epoch_by_epoch():
+    """On Stacked MNIST the verdicts at equal epochs and at equal training
+    time are given by the modes hit and the mode KL as well as by FD; the
+    runs of the other data sets have no modes to follow."""
+    from common.evaluation import compare
+
+    def stacked(name, group, seed_, modes):
+        run = _run(name, group, seed_, {1: 50.0, 2: 40.0})
+        for row, hit in zip(run["metrics"], modes):
+            row.update(modes=hit, mode_kl=4.0 - hit / 100)
+        return run
+
+    loaded = ([stacked(f"pack1/seed_{i}", "pack1", i, (80 + i, 100 + i)) for i in range(3)]
+              + [stacked(f"pack2/seed_{i}", "pack2", i, (300 + i, 500 + i)) for i in range(3)])
+    said = compare.verdict(loaded)
+    for when in ("At equal epochs", "At equal training time"):
+        assert any(line.startswith(when) and "pack2 is better than pack1 by modes hit" in line
+                   for line in said), said
+        assert any(line.startswith(when) and "pack2 is better than pack1 by mode KL" in line
+                   for line in said), said
+    assert not any("modes hit" in line for line in compare.verdict(
+        [_run(f"a/seed_{i}", "a", i, {1: 50.0}) for i in range(2)]
+        + [_run(f"b/seed_{i}", "b", i, {1: 60.0}) for i in range(2)]))
+
+
 COMMAND_ERRORS = [
     (["common.evaluation.evaluate", "{tmp}/nowhere"], "nowhere is not a directory"),
     (["common.evaluation.evaluate", "{tmp}"], "holds no run (no config.json)"),

@@ -29,7 +29,7 @@ from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
-from common.evaluation.metrics import LABELS
+from common.evaluation.metrics import LABELS, MODE_METRICS
 from common.experiments.labels import table as labels_table
 from common.rundir import RunDir
 
@@ -188,22 +188,27 @@ def plot_pictures(loaded, path):
 def verdict(loaded, metric="fd"):
     """Sentences, from the numbers, by the rule of common.evaluation.spread:
     which group is better by `metric` at equal epochs and at equal training
-    time (metrics.csv), and by each JUDGED metric at the latest checkpoints
+    time (metrics.csv), and on Stacked MNIST by the modes hit and the mode KL
+    too; then by each JUDGED metric at the latest checkpoints
     (evaluation.json)."""
     label = LABELS[metric]
     scored = [run for run in loaded if run["metrics"]]
     lines = []
     if len({run["group"] for run in scored}) >= 2:
+        followed = [metric, *[m for m in MODE_METRICS
+                              if all(m in run["metrics"][-1] for run in scored)]]
         common = min(run["metrics"][-1]["epoch"] for run in scored)
-        lines += _at(scored, metric, lambda run: _last(run["metrics"],
-                                                       lambda r: r["epoch"] <= common),
-                     f"At equal epochs (the last scoring at or before epoch {common} of each "
-                     f"run)")
         budget = min(max(run["elapsed"].values()) for run in scored)
-        lines += _at(scored, metric, lambda run: _last(
-            run["metrics"], lambda r: run["elapsed"].get(r["epoch"], np.inf) <= budget * 1.0001),
-            f"At equal training time (the last scoring within {budget:.0f} s, the shortest "
-            f"run's time)")
+        for m in followed:
+            lines += _at(scored, m, lambda run: _last(run["metrics"],
+                                                      lambda r: r["epoch"] <= common),
+                         f"At equal epochs (the last scoring at or before epoch {common} of "
+                         f"each run)")
+            lines += _at(scored, m, lambda run: _last(
+                run["metrics"],
+                lambda r: run["elapsed"].get(r["epoch"], np.inf) <= budget * 1.0001),
+                f"At equal training time (the last scoring within {budget:.0f} s, the "
+                f"shortest run's time)")
     else:
         lines.append("Fewer than two groups have metrics.csv (train with --metrics-every K), "
                      "so there is no epoch-by-epoch comparison.")
