@@ -222,8 +222,8 @@ def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margi
     first = error()
     for _ in range(100):
         model.train_step((x, tf.zeros([32], tf.int32)))
-    # measured over 5 seeds (2026-12-01): 0.011 to 0.012 after 100 steps; after 50, 0.18 to
-    # 0.35 (and worse than at the start after 25): the adversarial terms come first
+    # measured over seeds 1 to 5 (2026-12-01): 0.009 to 0.015 after 100 steps; after 50, 0.11
+    # to 0.35, and after 25 worse than at the start (1.2 to 3.0): the adversarial terms first
     margin.below("error after 100 steps / before", error() / first, 0.1)
 
 
