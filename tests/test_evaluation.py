@@ -3,6 +3,7 @@ the likelihood bound, and the evaluate, sample and compare commands."""
 import json
 import math
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -313,6 +314,17 @@ def test_compare_calls_a_winner_only_beyond_the_seeds_spread():
     noisy = verdict([10.0, 30.0, 20.0], [12.0, 32.0, 22.0])  # the seeds' spread covers it
     assert "a and b cannot be told apart by Frechet distance" in noisy
     assert " is better than " not in noisy
+
+
+def test_values_equal_but_for_their_last_bits_are_tested_without_a_warning():
+    """Precision 1 against 0.9999999999999999 (two runs of models that
+    both score 1): scipy's warning of lost precision is not the user's."""
+    from common.evaluation import spread
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, p = spread.welch(spread.Spread([1.0, 1.0]), spread.Spread([1.0, 1.0 - 2 ** -53]))
+    assert p > 0.05
 
 
 def test_compare_follows_the_modes_of_stacked_runs_epoch_by_epoch():

@@ -261,6 +261,7 @@ def write_report(loaded, out):
     images.plot_label_histograms({run["name"]: run["evaluation"]["labels"]["label_histogram"]
                                   for run in loaded}, out / "labels.png")
     settings = loaded[0]["evaluation"]["settings"]
+    stacked = "modes" in loaded[0]["evaluation"]["metrics"]  # its score is over 1000 modes
     lines = [
         "# Comparison of runs", "",
         f"Written by `python -m common.evaluation.compare` on "
@@ -268,7 +269,7 @@ def write_report(loaded, out):
         f"{settings['samples']} generated images against as many test images, in the feature "
         f"space of the evaluation classifier (test accuracy "
         f"{loaded[0]['evaluation']['classifier_accuracy']:.4f}). FD and KID: lower is better; "
-        f"classifier score: up to 10; coverage: classes holding at least 1% of the samples; "
+        f"classifier score: up to {1000 if stacked else 10}; coverage: classes holding at least 1% of the samples; "
         f"precision (fidelity) and recall (diversity): up to 1. The floor is real training "
         f"images scored the same way. Runs that differ only by their seed form a group; its "
         f"cells are the mean ± standard deviation over its seeds."
