@@ -134,7 +134,10 @@ def plot_metrics(loaded, path, by_time):
                                                for row in run["metrics"])] or PLOTTED[:6]
     rows = -(-len(plotted) // 3)
     figure = Figure(figsize=(11, 3.5 * rows), layout="constrained")
-    for ax, name in zip(figure.subplots(rows, 3, squeeze=False).ravel(), plotted):
+    axes = figure.subplots(rows, 3, squeeze=False).ravel()
+    for ax in axes[len(plotted):]:  # the last row's empty places
+        ax.set_axis_off()
+    for ax, name in zip(axes, plotted):
         for group, members in groups(loaded).items():
             def elapsed(epochs, members=members):  # mean training seconds at those epochs
                 return np.mean([[run["elapsed"].get(e, np.nan) for e in epochs]
