@@ -94,11 +94,18 @@ def stack(images, labels, n, seed):
     and independently (with replacement) by numpy's PCG64 from `seed`, and
     their modes, 100 d0 + 10 d1 + d2 for the channels' labels d0, d1, d2."""
     drawn = np.random.default_rng(seed).integers(0, len(images), size=(n, 3))
-    modes = (labels[drawn].astype(np.uint16) * np.array([100, 10, 1], np.uint16)).sum(axis=1)
+    modes = mode_of(labels[drawn])
     stacked = np.empty((n, *images.shape[1:], 3), np.uint8)
     for channel in range(3):  # one channel at a time: no copy of the whole set on the side
         stacked[..., channel] = images[drawn[:, channel]]
-    return stacked, modes.astype(np.uint16)
+    return stacked, modes
+
+
+def mode_of(digits):
+    """The modes, uint16 [n], of stacked images whose channels hold the
+    digits [n, 3]: 100 d0 + 10 d1 + d2 (MODES of them)."""
+    return (np.asarray(digits, np.uint16) * np.array([100, 10, 1], np.uint16)).sum(
+        axis=1, dtype=np.uint16)
 
 
 def stacked(name, digits):

@@ -19,7 +19,7 @@ from common import runs
 from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
-from common.evaluation.evaluator import SAMPLE_SEED, Evaluator
+from common.evaluation.evaluator import SAMPLE_SEED, Evaluator, sample_count
 from common.evaluation.metrics import LABELS
 from common.images import to_uint8
 from common.model import conditional_labels
@@ -54,8 +54,8 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     iw_samples, iw_images = likelihood_budget(iw_samples, iw_images,
                                               len(loaded.data.test_images))
     trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
-    evaluator = Evaluator(trained, loaded.data, samples)
-    settings = {"format": FORMAT, "epoch": loaded.epoch, "samples": evaluator.n,
+    settings = {"format": FORMAT, "epoch": loaded.epoch,
+                "samples": sample_count(loaded.data, samples),
                 "iw_samples": iw_samples, "iw_images": iw_images,
                 "classifier": trained.info["key"]}
     cache = loaded.run.evaluation_path(epoch)
@@ -65,6 +65,7 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
             return stored
     step = Progress(f"Scoring {loaded.run.path} at epoch {loaded.epoch}: {settings['samples']} "
                     f"samples and as many real images, in the classifier's feature space", 3)
+    evaluator = Evaluator(trained, loaded.data, samples)  # the test images' features: not cached
     generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
     step.update(1)
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None

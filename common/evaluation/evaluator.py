@@ -12,6 +12,7 @@ score), the channels' digits pooled the classes (coverage, label KL), and
 the three digits read the mode of the image (modes hit, mode KL)."""
 import numpy as np
 
+from common.data import mode_of
 from common.evaluation import metrics
 from common.evaluation.metrics import METRICS, MODE_METRICS
 from common.images import to_uint8
@@ -22,8 +23,11 @@ SAMPLE_SEED = 0  # every evaluation of every run scores the samples of the same 
 SAMPLES, STACKED_SAMPLES = 10_000, 26_000
 
 
-def default_samples(data):
-    return STACKED_SAMPLES if data.digits is not None else SAMPLES
+def sample_count(data, samples=None):
+    """The images an evaluation scores: `samples` (default SAMPLES, on
+    Stacked MNIST STACKED_SAMPLES), at most the test set's size."""
+    return min(samples or (STACKED_SAMPLES if data.digits is not None else SAMPLES),
+               len(data.test_images))
 
 
 class Evaluator:
@@ -35,8 +39,7 @@ class Evaluator:
         self.classifier = classifier
         if data.digits is not None:
             self.columns = (*self.columns, *MODE_METRICS)
-        # equal sizes: FD's bias depends on it
-        self.n = min(samples or default_samples(data), len(data.test_images))
+        self.n = sample_count(data, samples)  # as many as the test images: FD's bias depends on it
         self.real = self.features(data.test_images[:self.n])
 
     def features(self, images):
@@ -113,8 +116,7 @@ def modes_of(probabilities):
     """The mode of each stacked image, [n], from its channels' class
     probabilities [n, 3, 10]: 100 d0 + 10 d1 + d2 for the digits the
     classifier reads, as common.data labels the stacked images."""
-    digits = probabilities.argmax(axis=2)
-    return (digits * 10 ** np.arange(digits.shape[1])[::-1]).sum(axis=1)
+    return mode_of(probabilities.argmax(axis=2))
 
 
 def _joint(probabilities):
