@@ -292,6 +292,13 @@ TERMINATED = {"dcgan": ("gan_keras/train.py", [], 1024, GAN_LOSSES),
               "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096, VAE_LOSSES)}
 
 
+def _hangup(action):
+    """A preexec_fn giving the child SIGHUP's `action`: SIG_DFL as a shell on
+    a terminal starts a command, even when the tests themselves run under
+    nohup (whose ignored SIGHUP a child inherits); SIG_IGN as under nohup."""
+    return lambda: signal.signal(signal.SIGHUP, action)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model, signum", [("dcgan", signal.SIGTERM), ("conv_vae", signal.SIGTERM),
                                            ("dcgan", signal.SIGHUP)],
@@ -314,7 +321,8 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, s
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     out = tmp_path / "run"
     process = subprocess.Popen(train(out), env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_hangup(signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while checkpoint_numbers(out)[-1:] != [2]:
         assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
@@ -358,6 +366,7 @@ def _on_a_terminal(argv):
     def controlling_terminal():  # in the child, after setsid: the terminal becomes its own
         import fcntl
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        _hangup(signal.SIG_DFL)()
 
     # as a user runs it: its stderr through the filter process (common/quiet.py)
     process = subprocess.Popen(argv, env=environment({"TF_CPP_MIN_LOG_LEVEL": None}),
@@ -654,3 +663,25 @@ def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
     assert "from its checkpoint after epoch 2 " in resumed.stdout
     assert epochs(out) == [1, 2, 3, 4] and checkpoint_numbers(out) == [2, 3, 4]
     assert not list((out / "checkpoints").glob("*_temp"))
+
+
+@pytest.mark.slow
+def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path):
+    """nohup ignores SIGHUP so that a run outlives its terminal, and the run
+    keeps it ignored: a hang-up in epoch 2 changes nothing, every epoch is
+    trained and nothing was stopped (docs/reliability.md)."""
+    script, options, size, _ = TERMINATED["dcgan"]
+    data_dir = write_mnist(tmp_path / "data", n_train=size)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 3,
+                "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4),
+        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_hangup(signal.SIG_IGN))
+    deadline = time.monotonic() + 300
+    while checkpoint_numbers(out)[-1:] != [1]:
+        assert process.poll() is None and time.monotonic() < deadline, "no epoch 1 in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
+    assert epochs(out) == [1, 2, 3] and events(out) == []
