@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's pa
 from common import data, images  # noqa: E402
 from common.atomic import atomic_write  # noqa: E402
 from common.errors import UsageError  # noqa: E402
+from common.evaluation.evaluator import sample_count  # noqa: E402
 from common.rundir import RunDir  # noqa: E402
 
 
@@ -20,31 +21,39 @@ def make_parser(doc, epochs):
     parser = argparse.ArgumentParser(description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="MNIST IDX files (default: tensorflow-datasets)")
-    parser.add_argument("--images", type=int, default=60_000,
-                        help="train on the first N training images")
+    parser.add_argument("--dataset", choices=data.DATASETS, default="mnist",
+                        help="the data set (stacked_mnist: three digits as an image's colour "
+                             "channels; the tutorial's networks take its channels)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="train on the first N training images (default: all)")
     parser.add_argument("--epochs", type=int, default=epochs, help="the tutorial's default")
     parser.add_argument("--seed", type=int, default=None,
                         help="Keras's global seed (default: none, as the tutorial)")
     parser.add_argument("--samples", type=Path, default=None,
                         help="export each epoch's samples, picture and time into this folder")
-    parser.add_argument("--sample-count", type=int, default=10_000,
-                        help="samples exported per epoch")
+    parser.add_argument("--sample-count", type=int, default=None,
+                        help="samples exported per epoch (default: as many as "
+                             "common.evaluation scores, 26,000 on Stacked MNIST, else 10,000)")
     return parser
 
 
-def mnist(args):
-    """The data set (common.data: IDX files or tensorflow-datasets), its
-    training split cut to --images."""
+def load(args):
+    """The data set (common.data: IDX files or tensorflow-datasets): its
+    training images cut to --images, its test images, and their channels
+    (1, or 3 on Stacked MNIST). Fills in --sample-count's default, which
+    depends on the data set."""
     try:
-        loaded = data.load("mnist", args.data_dir)
+        loaded = data.load(args.dataset, args.data_dir)
     except UsageError as error:
         sys.exit(f"{Path(sys.argv[0]).name}: error: {error}")
-    return loaded.train_images[:args.images], loaded.test_images
+    args.sample_count = sample_count(loaded, args.sample_count)
+    return loaded.train_images[:args.images], loaded.test_images, loaded.channels
 
 
 class Export:
     """Each epoch into --samples, laid out as a run directory:
-    samples_at_epoch_N.npz (the samples as uint8 images, as
+    samples_at_epoch_N.npz (the samples, [n, 28, 28, channels] in [0, 1], as
+    uint8 images, grey ones without their channel axis, as
     common.evaluation.sample exports a run's), images/image_at_epoch_N.png
     (the 4x4 picture) and the epoch's row of history.csv (epoch, seconds,
     and what else the loop measures)."""
@@ -53,6 +62,8 @@ class Export:
         self.run, self.history = RunDir(directory), []
 
     def __call__(self, epoch, samples, picture, **row):
+        if samples.shape[-1] == 1:
+            samples, picture = samples[..., 0], picture[..., 0]
         self.run.images.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.run.samples_path(epoch)) as f:
             np.savez_compressed(f, images=images.to_uint8(samples))

@@ -5,8 +5,8 @@ tf.data pipeline, one @tf.function train step per batch, no options. Report
 measured against it, for speed (python -m common.bench --model conv_vae) and
 for quality at equal epochs (python -m common.experiments parity).
 
-    python bench/ref_cvae.py [--data-dir DIR] [--images N] [--epochs E] [--seed S]
-                             [--samples DIR]
+    python bench/ref_cvae.py [--data-dir DIR] [--dataset NAME] [--images N] [--epochs E]
+                             [--seed S] [--samples DIR]
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone), then
 the tutorial's test-set ELBO. With --samples DIR, after each epoch
@@ -16,7 +16,7 @@ epoch's time and test ELBO (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, make_parser, mnist
+from harness import Export, load, make_parser
 
 args = make_parser(__doc__, epochs=10).parse_args()
 
@@ -25,11 +25,11 @@ import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts s
 if args.seed is not None:
     tf.keras.utils.set_random_seed(args.seed)
 
-train_images, test_images = mnist(args)
+train_images, test_images, channels = load(args)  # channels: 1, or 3 on Stacked MNIST
 
 
 def preprocess_images(images):
-    images = images.reshape((images.shape[0], 28, 28, 1)) / 255.
+    images = images.reshape((images.shape[0], 28, 28, channels)) / 255.
     return np.where(images > .5, 1.0, 0.0).astype("float32")
 
 
@@ -53,7 +53,7 @@ class CVAE(tf.keras.Model):
         super(CVAE, self).__init__()
         self.latent_dim = latent_dim
         self.encoder = tf.keras.Sequential([
-            tf.keras.layers.Input((28, 28, 1)),
+            tf.keras.layers.Input((28, 28, channels)),
             tf.keras.layers.Conv2D(filters=32, kernel_size=3, strides=(2, 2), activation="relu"),
             tf.keras.layers.Conv2D(filters=64, kernel_size=3, strides=(2, 2), activation="relu"),
             tf.keras.layers.Flatten(),
@@ -70,7 +70,8 @@ class CVAE(tf.keras.Model):
             tf.keras.layers.Conv2DTranspose(filters=32, kernel_size=3, strides=2, padding="same",
                                             activation="relu"),
             # No activation
-            tf.keras.layers.Conv2DTranspose(filters=1, kernel_size=3, strides=1, padding="same"),
+            tf.keras.layers.Conv2DTranspose(filters=channels, kernel_size=3, strides=1,
+                                            padding="same"),
         ])
 
     @tf.function
@@ -149,7 +150,7 @@ def export_samples(epoch, seconds, test_elbo, batch=1000):
     means = np.concatenate([model.sample(z[i:i + batch]).numpy()
                             for i in range(0, args.sample_count, batch)])
     picture = model.sample(random_vector_for_generation).numpy()
-    export(epoch, means[..., 0], picture[..., 0], seconds=seconds, test_elbo=test_elbo)
+    export(epoch, means, picture, seconds=seconds, test_elbo=test_elbo)
 
 
 export = Export(args.samples) if args.samples else None

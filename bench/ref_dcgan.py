@@ -5,8 +5,8 @@ model; the project's own loop (gan_keras/train.py) is measured against it,
 for speed (python -m common.bench) and for quality at equal epochs
 (python -m common.experiments parity).
 
-    python bench/ref_dcgan.py [--data-dir DIR] [--images N] [--epochs E] [--seed S]
-                              [--samples DIR]
+    python bench/ref_dcgan.py [--data-dir DIR] [--dataset NAME] [--images N] [--epochs E]
+                              [--seed S] [--samples DIR]
 
 prints `epoch N SECONDS s` after each epoch (the train steps alone). With
 --samples DIR, after each epoch (outside the timing) it exports
@@ -15,7 +15,7 @@ noise, and the epoch's time (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, make_parser, mnist
+from harness import Export, load, make_parser
 
 args = make_parser(__doc__, epochs=50).parse_args()
 
@@ -25,8 +25,8 @@ from tensorflow.keras import layers  # noqa: E402
 if args.seed is not None:
     tf.keras.utils.set_random_seed(args.seed)
 
-train_images, _ = mnist(args)
-train_images = train_images.reshape(train_images.shape[0], 28, 28, 1).astype("float32")
+train_images, _, channels = load(args)  # channels: 1, or 3 on Stacked MNIST
+train_images = train_images.reshape(train_images.shape[0], 28, 28, channels).astype("float32")
 train_images = (train_images - 127.5) / 127.5  # Normalize the images to [-1, 1]
 
 BUFFER_SIZE = len(train_images)
@@ -51,14 +51,14 @@ def make_generator_model():
     model.add(layers.BatchNormalization())
     model.add(layers.LeakyReLU())
 
-    model.add(layers.Conv2DTranspose(1, (5, 5), strides=(2, 2), padding="same", use_bias=False,
-                                     activation="tanh"))
+    model.add(layers.Conv2DTranspose(channels, (5, 5), strides=(2, 2), padding="same",
+                                     use_bias=False, activation="tanh"))
     return model
 
 
 def make_discriminator_model():
     model = tf.keras.Sequential()
-    model.add(layers.Input((28, 28, 1)))
+    model.add(layers.Input((28, 28, channels)))
     model.add(layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"))
     model.add(layers.LeakyReLU())
     model.add(layers.Dropout(0.3))
@@ -127,7 +127,7 @@ def export_samples(epoch, seconds, batch=1000):
     fakes = np.concatenate([generator(noise[i:i + batch], training=False).numpy()
                             for i in range(0, args.sample_count, batch)])
     picture = generator(seed, training=False).numpy()
-    export(epoch, fakes[..., 0] * 0.5 + 0.5, picture[..., 0] * 0.5 + 0.5, seconds=seconds)
+    export(epoch, fakes * 0.5 + 0.5, picture * 0.5 + 0.5, seconds=seconds)
 
 
 export = Export(args.samples) if args.samples else None

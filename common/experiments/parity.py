@@ -2,10 +2,12 @@
 TensorFlow tutorial's own loop (bench/ref_dcgan.py, bench/ref_cvae.py) and
 the project's, on the same data for the same epochs, several seeds each,
 ours in each precision the speed defaults may pick; every epoch of every
-run scored with common.evaluation's metrics, on 10,000 samples drawn and
+run scored with common.evaluation's metrics, on as many samples (10,000;
+on Stacked MNIST 26,000, with the modes hit and the mode KL) drawn and
 quantized the same way.
 
     python -m common.experiments parity --model dcgan --epochs 5 --seeds 1 2 3
+    python -m common.experiments parity --model dcgan --dataset stacked_mnist --epochs 2
 
 writes OUT/parity.md (per variant: mean ± standard deviation over seeds and
 every seed's value at the last epoch, the verdict of each of ours against
@@ -24,12 +26,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from common import images, runs
+from common import data, images, runs
 from common.arguments import Parser, positive_int, seed
 from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.evaluation import spread
-from common.evaluation.metrics import LABELS
+from common.evaluation.metrics import LABELS, MODE_METRICS
 from common.experiments import sweep
 from common.rundir import RunDir
 
@@ -37,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
 METRICS = ("fd", "kid", "classifier_score", "coverage", "label_kl", "precision", "recall")
 MODEL_METRICS = {"conv_vae": ("test_elbo",)}  # the model's own evaluation, per epoch
-# the verdict's metrics: the distance, the diversity, the model's own bound
-# (KID and the label KL move with FD and coverage; the tables show them all)
-JUDGED = ("fd", "classifier_score", "coverage", "recall", "test_elbo")
+# the verdict's metrics: the distance, the diversity, the modes on Stacked
+# MNIST, the model's own bound (KID and the label KL move with FD and
+# coverage; the tables show them all)
+JUDGED = ("fd", "classifier_score", "coverage", "recall", "modes", "mode_kl", "test_elbo")
 REFERENCE = "reference"
 
 
@@ -54,10 +57,14 @@ def make_parser():
                         default=None,
                         help="ours in each of these (default: each the speed defaults pick on "
                              "some device type for this model)")
+    parser.add_argument("--dataset", choices=data.DATASETS, default="mnist",
+                        help="the data set both loops train on (stacked_mnist: also scored "
+                             "by the modes hit and the mode KL)")
     parser.add_argument("--images", type=positive_int, default=None,
                         help="train on the first N training images (default: all)")
-    parser.add_argument("--samples", type=positive_int, default=10_000,
-                        help="generated images scored per epoch")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help="generated images scored per epoch (default: 10,000; on "
+                             "Stacked MNIST 26,000)")
     parser.add_argument("--data-dir", default=None,
                         help="MNIST IDX files (default: tensorflow-datasets)")
     parser.add_argument("--out", default=None, help="default: outputs/parity_<model>")
@@ -108,19 +115,21 @@ def run_dir(out, variant, seed_):
 
 def commands(args, script, precisions, out):
     """Every run of the experiment, as sweep.Runs."""
-    data = ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
+    source = ["--dataset", args.dataset, *(
+        ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else [])]
     size = ["--images", str(args.images)] if args.images else []
+    count = ["--sample-count", str(args.samples)] if args.samples else []
     for seed_ in args.seeds:
         yield sweep.Run(f"{REFERENCE}/seed_{seed_}", (
             sys.executable, str(REFERENCES[args.model]), "--epochs", str(args.epochs),
             "--seed", str(seed_), "--samples", str(run_dir(out, REFERENCE, seed_)),
-            "--sample-count", str(args.samples), *data, *size))
+            *count, *source, *size))
         for precision in precisions:
             variant = f"ours_{precision}"
             yield sweep.training_run(f"{variant}/seed_{seed_}", script, args.model, [
                 "--epochs", str(args.epochs), "--precision", precision, "--metrics-every", "1",
-                "--metrics-samples", str(args.samples),
-                "--classifier-dir", str(out / "classifier"), *data,
+                *(["--metrics-samples", str(args.samples)] if args.samples else []),
+                "--classifier-dir", str(out / "classifier"), *source,
                 *(["--train-size", str(args.images)] if args.images else [])],
                 seed_, run_dir(out, variant, seed_))
 
@@ -135,7 +144,6 @@ def _finished(out, run, epochs):
 def score_references(args, out):
     """metrics.csv for each reference run: every exported epoch scored as
     ours are, by the same classifier."""
-    from common import data as data_module
     from common import quiet
 
     quiet.start_tensorflow()
@@ -151,14 +159,14 @@ def score_references(args, out):
             if epoch in scored:
                 continue
             if evaluator is None:
-                everything = data_module.load("mnist", args.data_dir)
+                everything = data.load(args.dataset, args.data_dir)
                 evaluator = Evaluator(classifier.load_or_train(everything, out / "classifier"),
                                       everything, args.samples)
             with np.load(run.samples_path(epoch)) as archive:
                 samples = archive["images"]
             rows.append({"epoch": epoch, "seconds": 0.0, "samples": evaluator.n,
                          **evaluator.compare(samples)})
-            run.write_table("metrics", rows, Evaluator.columns)
+            run.write_table("metrics", rows, evaluator.columns)
             print(f"Scored {run.path} at epoch {epoch}", flush=True)
 
 
@@ -168,21 +176,27 @@ def train_seconds(history):
     return [row.get("train_seconds", row["seconds"]) for row in history]
 
 
-def table(out, variants, seeds, model, pick):
+def scored_metrics(args):
+    """The sample metrics of the report: on Stacked MNIST with the modes."""
+    return (*METRICS, *(MODE_METRICS if args.dataset in data.STACKED else ()))
+
+
+def table(out, variants, args, pick):
     """{variant: {metric: Spread over seeds}} of every run at the epoch
     pick(history) chooses, with that "epoch" and the median "seconds" of an
     epoch's train steps."""
-    model_metrics = MODEL_METRICS.get(model, ())
+    model_metrics = MODEL_METRICS.get(args.model, ())
+    sampled = scored_metrics(args)
     result = {}
     for variant in variants:
-        values = {name: [] for name in (*METRICS, *model_metrics, "epoch", "seconds")}
-        for seed_ in seeds:
+        values = {name: [] for name in (*sampled, *model_metrics, "epoch", "seconds")}
+        for seed_ in args.seeds:
             run = RunDir(run_dir(out, variant, seed_))
             history = run.read_table("history")
             epoch = pick(history)
             scored = {row["epoch"]: row for row in run.read_table("metrics")}[epoch]
             trained = {row["epoch"]: row for row in history}[epoch]
-            for name in METRICS:
+            for name in sampled:
                 values[name].append(scored[name])
             for name in model_metrics:
                 values[name].append(trained[name])
@@ -203,17 +217,18 @@ def within(budget):
 
 
 def write_report(args, out, variants):
-    last = table(out, variants, args.seeds, args.model, lambda history: args.epochs)
+    last = table(out, variants, args, lambda history: args.epochs)
     metrics = [name for name in next(iter(last.values())) if name not in ("epoch", "seconds")]
     budget = min(measured["seconds"].mean for measured in last.values()) * args.epochs
-    timed = table(out, variants, args.seeds, args.model, within(budget))
+    timed = table(out, variants, args, within(budget))
+    samples = RunDir(run_dir(out, REFERENCE, args.seeds[0])).read_table("metrics")[0]["samples"]
     lines = [
         f"# Parity: {args.model}, the tutorial's loop and ours", "",
         f"Written by `python -m common.experiments parity {shlex.join(_given(args))}` on "
         f"{datetime.date.today().isoformat()}. {len(args.seeds)} seeds "
         f"({', '.join(map(str, args.seeds))}) per variant, {args.epochs} epochs on "
-        f"{'the first ' + str(args.images) if args.images else 'all'} training images; every "
-        f"epoch scored on {args.samples} samples against as many test images "
+        f"{'the first ' + str(args.images) if args.images else 'all'} training images of "
+        f"{args.dataset}; every epoch scored on {samples} samples against as many test images "
         f"(common.evaluation). `{REFERENCE}` is {REFERENCES[args.model].relative_to(ROOT)}; "
         f"`ours_<precision>` is the project's loop with its other defaults.", "",
         spread.RULE, "",
@@ -260,8 +275,9 @@ def _section(title, measured, variants, metrics, seeds):
 
 def _given(args):
     """The command's arguments, to print beside its report."""
-    given = ["--model", args.model, "--epochs", str(args.epochs),
-             "--seeds", *map(str, args.seeds)]
+    given = ["--model", args.model, *(["--dataset", args.dataset] if args.dataset != "mnist"
+                                      else []),
+             "--epochs", str(args.epochs), "--seeds", *map(str, args.seeds)]
     if args.precisions:
         given += ["--precisions", *args.precisions]
     if args.images:
@@ -302,9 +318,8 @@ def plot_pictures(out, variants, seeds, epochs, path):
         for ax, variant in zip(row, variants):
             picture = RunDir(run_dir(out, variant, seed_)).image_path(epoch)
             if picture.exists():  # the reference exports its own there too
-                with Image.open(picture) as png:
-                    ax.imshow(np.asarray(png.convert("L")), cmap="gray", vmin=0, vmax=255,
-                              interpolation="nearest")
+                with Image.open(picture) as png:  # grey, or Stacked MNIST's colour
+                    ax.imshow(np.asarray(png.convert("RGB")), interpolation="nearest")
             ax.set_title(f"{variant}, seed {seed_}, epoch {epoch}", fontsize=8)
             ax.axis("off")
     images.save_figure(figure, path)
