@@ -8,7 +8,8 @@ pytest -m slow` (or `-m "slow or not slow"`, everything, as .ci/run does);
 metric beats a bound) and take their seed from the `dynamics_seed` fixture,
 so that `--dynamics-seeds 1 2 3 4 5` runs each under every one of those
 seeds and prints every value beside its bound: how the margins in their
-comments were measured. The session ends by printing its peak memory.
+comments were measured. The session ends by printing its peak memory and
+the tests that raised it most.
 
 And a guard: the suite cannot touch the machine it runs on. Before any test
 module imports TensorFlow or tensorflow-datasets (which reads its data
@@ -163,8 +164,30 @@ def pytest_terminal_summary(terminalreporter, config):
         for test, seed, what, value, comparison, bound in sorted(MEASURED):
             terminalreporter.write_line(f"{test} seed {seed}: {what} {value:.4g} {comparison} "
                                         f"{bound:.4g}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    terminalreporter.write_line(f"peak memory of the pytest process: {peak:.2f} GiB")
+    rises = sorted(RISES, key=RISES.get, reverse=True)[:3]
+    terminalreporter.write_line(
+        f"peak memory of the pytest process: {_peak_gib():.2f} GiB" + (
+            "; raised most by " + ", ".join(f"{test} (+{RISES[test]:.2f})" for test in rises)
+            if rises else ""))
+
+
+RISES = {}  # test id: how far it raised the process's peak memory, GiB
+
+
+def _peak_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def pytest_runtest_logstart(nodeid, location):
+    RISES[nodeid] = _peak_gib()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    """Which tests raised the peak (in-process runs: where to look when the
+    suite's memory grows)."""
+    rise = _peak_gib() - RISES.pop(nodeid)
+    if rise >= 0.01:
+        RISES[nodeid] = rise
 
 
 # the keys of Keras's global state when nothing was built: its settings, the policy and the seed
