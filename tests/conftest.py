@@ -172,6 +172,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 RISES = {}  # test id: how far it raised the process's peak memory, GiB
+_PEAK_BEFORE = {}  # test id: the peak when it started
 
 
 def _peak_gib():
@@ -179,13 +180,13 @@ def _peak_gib():
 
 
 def pytest_runtest_logstart(nodeid, location):
-    RISES[nodeid] = _peak_gib()
+    _PEAK_BEFORE[nodeid] = _peak_gib()
 
 
 def pytest_runtest_logfinish(nodeid, location):
     """Which tests raised the peak (in-process runs: where to look when the
     suite's memory grows)."""
-    rise = _peak_gib() - RISES.pop(nodeid)
+    rise = _peak_gib() - _PEAK_BEFORE.pop(nodeid)
     if rise >= 0.01:
         RISES[nodeid] = rise
 

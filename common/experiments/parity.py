@@ -275,9 +275,10 @@ def _section(title, measured, variants, metrics, seeds):
 
 def _given(args):
     """The command's arguments, to print beside its report."""
-    given = ["--model", args.model, *(["--dataset", args.dataset] if args.dataset != "mnist"
-                                      else []),
-             "--epochs", str(args.epochs), "--seeds", *map(str, args.seeds)]
+    given = ["--model", args.model, "--epochs", str(args.epochs),
+             "--seeds", *map(str, args.seeds)]
+    if args.dataset != "mnist":
+        given += ["--dataset", args.dataset]
     if args.precisions:
         given += ["--precisions", *args.precisions]
     if args.images:
