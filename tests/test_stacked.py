@@ -204,6 +204,7 @@ def test_parity_on_stacked_mnist_counts_the_modes_of_the_tutorial_s_loop_and_our
         assert exported["images"].shape == (64, 28, 28, 3)
     report = (out / "parity.md").read_text()
     assert "--dataset stacked_mnist" in report and "256 training images of stacked_mnist" in report
+    assert "--samples 64" in report and "scored on 64 samples" in report
     header = next(line for line in report.splitlines() if line.startswith("| variant | epochs |"))
     assert f"| {metrics.LABELS['modes']} | {metrics.LABELS['mode_kl']} |" in header
     assert f"by {metrics.LABELS['mode_kl']}" in report  # a verdict on it (one seed: no test)

@@ -221,7 +221,8 @@ def write_report(args, out, variants):
     metrics = [name for name in next(iter(last.values())) if name not in ("epoch", "seconds")]
     budget = min(measured["seconds"].mean for measured in last.values()) * args.epochs
     timed = table(out, variants, args, within(budget))
-    samples = RunDir(run_dir(out, REFERENCE, args.seeds[0])).read_table("metrics")[0]["samples"]
+    scored = RunDir(run_dir(out, REFERENCE, args.seeds[0])).read_table("metrics")
+    samples = int(scored[0]["samples"])  # the evaluator's count (csv reads it as a float)
     lines = [
         f"# Parity: {args.model}, the tutorial's loop and ours", "",
         f"Written by `python -m common.experiments parity {shlex.join(_given(args))}` on "
@@ -283,6 +284,8 @@ def _given(args):
         given += ["--precisions", *args.precisions]
     if args.images:
         given += ["--images", str(args.images)]
+    if args.samples:
+        given += ["--samples", str(args.samples)]
     return given
 
 
