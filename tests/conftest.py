@@ -166,7 +166,8 @@ def pytest_terminal_summary(terminalreporter, config):
                                         f"{bound:.4g}")
     rises = sorted(RISES, key=RISES.get, reverse=True)[:3]
     terminalreporter.write_line(
-        f"peak memory of the pytest process: {_peak_gib():.2f} GiB" + (
+        f"peak memory of the pytest process: {_peak_gib():.2f} GiB, of the largest process it "
+        f"started: {_peak_gib(resource.RUSAGE_CHILDREN):.2f} GiB" + (
             "; raised most by " + ", ".join(f"{test} (+{RISES[test]:.2f})" for test in rises)
             if rises else ""))
 
@@ -175,8 +176,10 @@ RISES = {}  # test id: how far it raised the process's peak memory, GiB
 _PEAK_BEFORE = {}  # test id: the peak when it started
 
 
-def _peak_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+def _peak_gib(who=resource.RUSAGE_SELF):
+    """The peak resident memory of this process (or, RUSAGE_CHILDREN, of the
+    largest process it started and waited for), GiB."""
+    return resource.getrusage(who).ru_maxrss / 2**20  # KiB on Linux
 
 
 def pytest_runtest_logstart(nodeid, location):
@@ -322,8 +325,10 @@ def real_mnist():
 
 def command(script, *args):
     """`python <script> args...` with the script's path in the checkout (or
-    `python -m module ...`), to run in the test's working directory."""
-    return [sys.executable, script if script == "-m" else str(ROOT / script), *map(str, args)]
+    `python -m module ...`, `python -c code ...`), to run in the test's
+    working directory."""
+    return [sys.executable, script if script in ("-m", "-c") else str(ROOT / script),
+            *map(str, args)]
 
 
 def environment(env=None):
