@@ -67,6 +67,15 @@ def test_report_parameter_counts(model, preset):
     assert (gan.generator.count_params(), gan.discriminator.count_params()) == COUNTS[model, preset]
 
 
+def test_vaegan_test_mse_summed_by_batches_is_the_mean_over_all(synthetic_mnist):
+    """evaluate sums the squared errors a batch at a time, the last batch
+    a partial one: its mean is that of all the test images at once."""
+    model = VAEGAN(data.load("mnist", synthetic_mnist), noise_dim=16)
+    model.test_digits = np.random.default_rng(0).integers(0, 256, (1100, 28, 28), np.uint8)
+    at_once = np.mean((model.reconstruct(model.test_digits) - model.test_digits / 255.0) ** 2)
+    np.testing.assert_allclose(model.evaluate()["test_mse"], at_once, rtol=1e-9)
+
+
 def test_vaegan_parameter_count(synthetic_mnist):
     """Larsen et al.'s layers at 28x28 with a 128-d latent space (sizes chosen)."""
     model = VAEGAN(data.load("mnist", synthetic_mnist))
