@@ -178,7 +178,9 @@ _PEAK_BEFORE = {}  # test id: the peak when it started
 
 def _peak_gib(who=resource.RUSAGE_SELF):
     """The peak resident memory of this process (or, RUSAGE_CHILDREN, of the
-    largest process it started and waited for), GiB."""
+    largest process it started and waited for, GiB: Linux counts in a
+    started process the pages it shared with this one until it ran its
+    program, so that figure is never below this process's at the time)."""
     return resource.getrusage(who).ru_maxrss / 2**20  # KiB on Linux
 
 

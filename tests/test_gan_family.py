@@ -67,13 +67,18 @@ def test_report_parameter_counts(model, preset):
     assert (gan.generator.count_params(), gan.discriminator.count_params()) == COUNTS[model, preset]
 
 
-def test_vaegan_test_mse_summed_by_batches_is_the_mean_over_all(synthetic_mnist):
+def test_vaegan_test_mse_summed_by_batches_is_the_mean_over_all():
     """evaluate sums the squared errors a batch at a time, the last batch
     a partial one: its mean is that of all the test images at once."""
-    model = VAEGAN(data.load("mnist", synthetic_mnist), noise_dim=16)
-    model.test_digits = np.random.default_rng(0).integers(0, 256, (1100, 28, 28), np.uint8)
+    class Reconstructs:  # the networks' stand-in: a VAE-GAN here would take 0.5 GiB
+        test_digits = np.random.default_rng(0).integers(0, 256, (2300, 28, 28), np.uint8)
+
+        def reconstruct(self, images):
+            return np.sqrt(images / 255.0).astype(np.float32)
+
+    model = Reconstructs()
     at_once = np.mean((model.reconstruct(model.test_digits) - model.test_digits / 255.0) ** 2)
-    np.testing.assert_allclose(model.evaluate()["test_mse"], at_once, rtol=1e-9)
+    np.testing.assert_allclose(VAEGAN.evaluate(model)["test_mse"], at_once, rtol=1e-9)
 
 
 def test_vaegan_parameter_count(synthetic_mnist):
