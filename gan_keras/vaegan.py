@@ -185,9 +185,10 @@ class VAEGAN(GenerativeModel):
         """The test images' mean squared reconstruction error, pixels in [0, 1],
         summed EVAL_BATCH images at a time (at once, Stacked MNIST's 26,000
         test images took 2 GB of float64)."""
-        squared = sum(float(np.sum((self.reconstruct(images) - images / 255.0) ** 2))
-                      for images in (self.test_digits[i:i + EVAL_BATCH]
-                                     for i in range(0, len(self.test_digits), EVAL_BATCH)))
+        squared = 0.0
+        for i in range(0, len(self.test_digits), EVAL_BATCH):
+            images = self.test_digits[i:i + EVAL_BATCH]
+            squared += float(np.sum((self.reconstruct(images) - images / 255.0) ** 2))
         return {"test_mse": squared / self.test_digits.size}
 
     def draw(self, n, seed=0, digit=None):

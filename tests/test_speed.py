@@ -15,10 +15,15 @@ GAN_LOSSES = ["g_loss", "d_loss", "d_real", "d_fake"]
 VAE_LOSSES = ["loss", "reconstruction", "kl", "test_elbo"]
 
 
+def argv(data_dir, out, *args):
+    """A run on the synthetic set (256 images, batch 64: 4 steps an epoch)."""
+    return ["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64", "--seed", "2",
+            "--metrics-every", "0", *map(str, args)]
+
+
 def run(script, data_dir, out, *args):
-    """Train on the synthetic set (256 images, batch 64: 4 steps an epoch)."""
-    return script.main(["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "64",
-                        "--seed", "2", "--metrics-every", "0", *map(str, args)])
+    """That run in this process."""
+    return script.main(argv(data_dir, out, *args))
 
 
 def losses(out, names=GAN_LOSSES):
@@ -66,9 +71,8 @@ def test_xla_gives_the_losses_of_the_plain_graph(synthetic_mnist, tmp_path):
     """Each run in a process of its own: XLA's compilations stay in the
     process that made them (0.22 GiB of the suite's peak memory)."""
     for jit in ("--jit", "--no-jit"):
-        result = run_script("gan_keras/train.py", "--data-dir", synthetic_mnist, "--out",
-                            tmp_path / jit, "--batch-size", 64, "--seed", 2, "--metrics-every", 0,
-                            "--epochs", 2, "--precision", "fp32", jit)
+        result = run_script("gan_keras/train.py", *argv(synthetic_mnist, tmp_path / jit,
+                                                         "--epochs", 2, "--precision", "fp32", jit))
         assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(losses(tmp_path / "--jit"), losses(tmp_path / "--no-jit"),
                                rtol=5e-3)  # XLA fuses and reorders float arithmetic
