@@ -19,11 +19,12 @@ class Parser(argparse.ArgumentParser):
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each default, except the ones that mean "not set"."""
+    """Shows each default, except the ones that mean "not set" and the ones
+    whose help already says it in words."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False:  # not 0, a real default
-            return action.help
+        if action.default is None or action.default is False or "(default:" in action.help:
+            return action.help  # not 0, a real default
         return super()._get_help_string(action)
 
 

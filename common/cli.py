@@ -196,6 +196,8 @@ def main(parser, build, argv=None):
             if getattr(args, name) is None:
                 setattr(args, name, value)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
+        if note := devices.precision_note(args.precision):
+            print(f"{parser.prog}: note: {note}", file=sys.stderr)
         # until here SIGTERM and SIGHUP kill at once (nothing to lose); from here they save
         handlers = _catch(terminate)
         keras.utils.set_random_seed(args.seed)

@@ -98,6 +98,16 @@ def speed_defaults(kind=None, *, fp32=False):
     return defaults
 
 
+def precision_note(precision):
+    """A line for the user when `precision` is one this machine does badly,
+    else None: fp16 without a GPU (TensorFlow 2.21 has no fast float16
+    convolution on a CPU; bench/precisions.py)."""
+    if precision == "fp16" and not tf.config.list_physical_devices("GPU"):
+        return ("fp16 on a CPU is slow: TensorFlow's float16 convolutions there take about 200x "
+                "the time of fp32's (docs/speed.md); fp16 is for GPUs")
+    return None
+
+
 def make_strategy(name):
     """The tf.distribute strategy of --strategy. none: TensorFlow's default,
     one device. mirrored: MirroredStrategy over this host's GPUs (or its

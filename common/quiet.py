@@ -30,11 +30,12 @@ NO_DRIVER = re.compile(r"^E\d{4} .*cuda_platform\.cc:\d+\] failed call to cuInit
 # network with Conv2D -> LeakyReLU (the DCGANs, InfoGAN; the tutorial's own
 # loop too): its remapper tries to fuse Conv2D + BiasAdd + LeakyRelu, finds
 # the gradient still reading the BiasAdd, and leaves the graph unfused, as
-# it was. Turning the remapper off changes nothing measurable
-# (docs/speed.md, "The remapper's error line"), so the line says nothing.
+# it was (in fp16 the nodes' names end in _1 and the like). Turning the
+# remapper off changes nothing measurable (docs/speed.md, "The remapper's
+# error line"), so the line says nothing.
 REMAPPER = re.compile(r"^E\d{4} .*meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
-                      r"Mutation::Apply error: fanout '[^']*/LeakyReluGrad' exist for missing "
-                      r"node '[^']*/BiasAdd'")
+                      r"Mutation::Apply error: fanout '[^']*/LeakyReluGrad(_\d+)?' exist for "
+                      r"missing node '[^']*/BiasAdd(_\d+)?'")
 # the start of a line of TensorFlow's logging (severity, month, day): a
 # part of one is held back until its end shows whether it is dropped
 LOG_LINE = re.compile(r"^[IWEF]\d{0,4}$|^[IWEF]\d{4} ")

@@ -129,3 +129,5 @@ def test_help_lists_the_report_defaults(script, defaults):
     text = " ".join(result.stdout.split())
     for expected in ("--epochs EPOCHS total epochs", "--fresh", *defaults):
         assert expected in text
+    for option in text.split(" --")[1:]:  # each default said once
+        assert option.count("(default:") <= 1, option

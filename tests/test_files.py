@@ -147,13 +147,19 @@ REMAPPER = ("E0000 00:00:1796122616.275754    3892 meta_optimizer.cc:967] remapp
             "gradient_tape/discriminator_1/body_1/leaky_re_lu_180_1/LeakyRelu/LeakyReluGrad' "
             "exist for missing node 'StatefulPartitionedCall/discriminator_1/body_1/"
             "conv2d_142_1/BiasAdd'.\n")
+# the same in fp16, whose casts give the gradient's node a suffix
+REMAPPER_FP16 = ("E0000 00:00:1796173854.423429   16898 meta_optimizer.cc:967] remapper failed: "
+                 "INVALID_ARGUMENT: Mutation::Apply error: fanout 'while/body/_73/while/"
+                 "StatefulPartitionedCall/gradient_tape/discriminator_3/leaky_re_lu_4_1/LeakyRelu/"
+                 "LeakyReluGrad_1' exist for missing node 'while/body/_73/while/"
+                 "StatefulPartitionedCall/discriminator_3/conv2d_1_2/BiasAdd'.\n")
 
 
 def test_quiet_keeps_warnings_and_errors():
     from common import quiet
 
     other_fusion = REMAPPER.replace("LeakyReluGrad", "ReluGrad")  # not the known one
-    kept = quiet.kept(START_UP + [REMAPPER, other_fusion])
+    kept = quiet.kept(START_UP + [REMAPPER, REMAPPER_FP16, other_fusion])
     assert [line.split()[0] for line in kept] == ["W0000", "/site-packages/keras/src/x.py:1:",
                                                   "E0000"]
     assert kept[-1] == other_fusion
