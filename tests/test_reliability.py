@@ -21,7 +21,7 @@ from conftest import (command, environment, free_ports, history, run_script, tre
 
 from common import atomic, feeding, pages
 from common import data as data_module
-from common.errors import UsageError
+from common.errors import Terminated, UsageError
 from common.rundir import RunDir
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
@@ -300,15 +300,13 @@ def _hangup(action):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, signum", [("dcgan", signal.SIGTERM), ("conv_vae", signal.SIGTERM),
-                                           ("dcgan", signal.SIGHUP)],
-                         ids=["dcgan-SIGTERM", "conv_vae-SIGTERM", "dcgan-SIGHUP"])
-def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, signum, tmp_path):
-    """SIGTERM (or SIGHUP: its terminal closed) half-way through epoch 3:
-    the run saves at the next step boundary, says so in one line and exits
-    143 (129); the same command resumes inside epoch 3, and its losses are
-    those of a run never stopped (the conv VAE through tf.data, the DCGAN
-    with the set on the device)."""
+@pytest.mark.parametrize("model", ["dcgan", "conv_vae"])
+def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path):
+    """SIGTERM half-way through epoch 3: the run saves at the next step
+    boundary, says so in one line and exits 143; the same command resumes
+    inside epoch 3, and its losses are those of a run never stopped (the
+    conv VAE through tf.data, the DCGAN with the set on the device). SIGHUP
+    takes the same path (test_a_closed_terminal_saves_and_the_run_resumes)."""
     script, options, size, names = TERMINATED[model]
     data_dir = write_mnist(tmp_path / "data", n_train=size)
 
@@ -328,16 +326,15 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, s
         assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
         time.sleep(0.05)
     time.sleep(float(history(out)[1]["train_seconds"]) / 2)  # about half-way through epoch 3
-    process.send_signal(signum)
-    assert process.wait(timeout=120) == 128 + signum
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
     stderr = process.stderr.read()
     step = int(stored(out, "progress/step"))
     steps = size // 8
     assert 0 < step < steps and stored(out, "epoch") == 2, "not stopped inside epoch 3"
-    said = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}[signum]
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
-        f"train.py: {said}: checkpoint saved {step} steps into epoch 3; run the same command "
-        f"again to resume there")
+        f"train.py: terminated (SIGTERM): checkpoint saved {step} steps into epoch 3; run the "
+        f"same command again to resume there")
     assert epochs(out) == [1, 2]
     assert [(e["epoch"], e["event"]) for e in events(out)] == [("3", "terminated")]
 
@@ -375,6 +372,21 @@ def _on_a_terminal(argv):
                                preexec_fn=controlling_terminal)
     os.close(slave)
     return process, master
+
+
+@pytest.mark.parametrize("signum, status, said", [
+    (signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)")])
+def test_a_stopped_run_names_the_signal_in_its_line_and_status(signum, status, said):
+    """The line and exit status of a run stopped by each signal, as the
+    shell would give a process killed by it (128 + the signal's number)."""
+    from common import cli
+
+    stopped = Terminated(2, 5, signum)
+    assert stopped.status == status
+    assert cli._stopped(stopped, None) == (f"{said}: checkpoint saved 5 steps into epoch 3; "
+                                           "run the same command again to resume there")
+    assert cli._stopped(Terminated(2, 0, signum), None).startswith(
+        f"{said}: checkpoint saved after epoch 2;")
 
 
 @pytest.mark.slow
