@@ -23,8 +23,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     whose help already says it in words."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False or "(default:" in action.help:
-            return action.help  # not 0, a real default
+        not_set = action.default is None or action.default is False  # 0 is a real default
+        if not_set or "(default:" in action.help:
+            return action.help
         return super()._get_help_string(action)
 
 
