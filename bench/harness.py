@@ -1,7 +1,8 @@
 """What the reference loops (ref_dcgan.py, ref_cvae.py) need beyond the
 tutorials' own code, kept out of them so that they read as the tutorials
-do: their command line, the project's data, and the export of each epoch's
-samples, picture and time for the parity experiment."""
+do: their command line, TensorFlow's stderr filtered as our loop's is, the
+project's data, and the export of each epoch's samples, picture and time for
+the parity experiment."""
 import argparse
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's packages
-from common import data, images  # noqa: E402
+from common import data, images, quiet  # noqa: E402
 from common.atomic import atomic_write  # noqa: E402
 from common.errors import UsageError  # noqa: E402
 from common.evaluation.evaluator import sample_count  # noqa: E402
@@ -35,6 +36,15 @@ def make_parser(doc, epochs):
                         help="samples exported per epoch (default: as many as "
                              "common.evaluation scores, 26,000 on Stacked MNIST, else 10,000)")
     return parser
+
+
+def parse_args(doc, epochs):
+    """The reference loop's arguments; from here on its stderr drops the
+    lines of TensorFlow that ours drops (common/quiet.py): the loop imports
+    TensorFlow after this."""
+    args = make_parser(doc, epochs).parse_args()
+    quiet.filter_stderr()
+    return args
 
 
 def load(args):

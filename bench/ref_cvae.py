@@ -16,9 +16,9 @@ epoch's time and test ELBO (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, load, make_parser
+from harness import Export, load, parse_args
 
-args = make_parser(__doc__, epochs=10).parse_args()
+args = parse_args(__doc__, epochs=10)
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 

@@ -15,9 +15,9 @@ noise, and the epoch's time (bench/harness.py says where)."""
 import time
 
 import numpy as np
-from harness import Export, load, make_parser
+from harness import Export, load, parse_args
 
-args = make_parser(__doc__, epochs=50).parse_args()
+args = parse_args(__doc__, epochs=50)
 
 import tensorflow as tf  # noqa: E402  (after the arguments: TensorFlow starts slowly)
 from tensorflow.keras import layers  # noqa: E402

@@ -43,15 +43,28 @@ LOG_LINE = re.compile(r"^[IWEF]\d{0,4}$|^[IWEF]\d{4} ")
 
 def start_tensorflow():
     """Import TensorFlow and initialise its devices, this process's stderr
-    filtered from now on; returns the module."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    filtered from now on (filter_stderr); returns the module."""
+    if "tensorflow" in sys.modules:
         import tensorflow as tf
         return tf
+    filtered = filter_stderr()
+    import tensorflow as tf
+    if filtered:
+        tf.config.list_physical_devices()  # the platforms' start-up lines, too
+    return tf
+
+
+def filter_stderr():
+    """From now on, this process's stderr (and that of the processes it
+    starts) without TensorFlow's lines that tell a user nothing, unless the
+    user chose TF_CPP_MIN_LOG_LEVEL; for a program that imports TensorFlow
+    itself, afterwards (the tutorials' loops in bench/). Returns whether it
+    filters."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # once logging is set up: no INFO lines
     _filter_stderr()
-    import tensorflow as tf
-    tf.config.list_physical_devices()  # the platforms' start-up lines, too
-    return tf
+    return True
 
 
 def _filter_stderr():
