@@ -208,7 +208,8 @@ def test_the_filter_passes_lines_on_as_they_come():
     ("gan_keras/train.py", ["--model", "dcgan", "--metrics-every", 0, "--batch-size", 64]),
     pytest.param("gan_keras/train.py", ["--model", "infogan", "--metrics-every", 0,
                                         "--batch-size", 64], marks=pytest.mark.slow),
-    ("bench/ref_dcgan.py", [])], ids=["dcgan", "infogan", "tutorial_dcgan"])
+    pytest.param("bench/ref_dcgan.py", [], marks=pytest.mark.slow)],
+    ids=["dcgan", "infogan", "tutorial_dcgan"])
 def test_a_run_prints_none_of_tensorflow_s_lines_that_say_nothing(script, options,
                                                                   synthetic_mnist, tmp_path):
     """A DCGAN and an InfoGAN run, whose steps make TensorFlow print the
