@@ -308,7 +308,7 @@ def _disk_full(error, run, resumable):
 
 
 def _mb(size):
-    return f"{size / 2**20:.1f} MB"
+    return f"{size / 1e6:.1f} MB"
 
 
 # Options a resumed run chooses for itself, or that concern one invocation

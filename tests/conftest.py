@@ -3,7 +3,8 @@ MNIST when MNIST_DIR is set, and helpers to run the train.py scripts.
 
 Markers (pyproject.toml): `slow` tests (real processes killed and signalled,
 Ray, the browser, trainings of many steps) run only when asked, `python -m
-pytest -m slow` (or `-m "slow or not slow"`, everything, as .ci/run does);
+pytest -m slow` (`-m "slow or not slow"`: everything; .ci/run runs the
+default run, then the slow tests);
 `dynamics` tests assert something of training itself (a loss falls, a
 metric beats a bound) and take their seed from the `dynamics_seed` fixture,
 so that `--dynamics-seeds 1 2 3 4 5` runs each under every one of those

@@ -594,7 +594,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(synthetic_mnist, tm
     size = sum(p.stat().st_size for p in (out / "checkpoints").glob("ckpt-2.*"))
     assert line.split(": ", 1)[1].startswith(
         f"error: no space left on the device for {out / 'images' / 'image_at_epoch_0003.png'} (")
-    assert f"a checkpoint of this run needs {size / 2**20:.1f} MB" in line
+    assert f"a checkpoint of this run needs {size / 1e6:.1f} MB" in line
     assert line.endswith("run the same command again to resume from the last checkpoint")
     assert checkpoint_numbers(out) == [1, 2]
     assert run(gan_train, synthetic_mnist, out, "--epochs", 4) == 0
@@ -666,7 +666,7 @@ def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
     assert line.startswith(f"train.py: error: no space left on the device for "
                            f"{out / 'checkpoints' / 'ckpt-3'} ("), line
     size = sum(p.stat().st_size for p in (out / "checkpoints").glob("ckpt-2.*"))
-    assert f"a checkpoint of this run needs {size / 2**20:.1f} MB" in line
+    assert f"a checkpoint of this run needs {size / 1e6:.1f} MB" in line
     assert checkpoint_numbers(out) == [1, 2] and stored(out, "epoch") == 2
 
     grow()
