@@ -14,9 +14,9 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 # (same batch, same loss curves); docs/speed.md has the figures. On the
 # CPU: bf16 where the CPU has bfloat16 instructions (24-43% faster DCGAN
 # epochs, 20% faster VAE epochs than fp32; emulated bf16 would be slower),
-# 25 steps a call (the VAE's short steps: 17%), no XLA (2x slower); the
-# data on the device, as fast as tf.data on a CPU, saves the GPU a copy per
-# batch. The GPU's are not measured yet: they remove per-step host work and
+# 25 steps a call (the VAE's short steps: 16-20% faster epochs), no XLA
+# (2x slower); the data on the device, as fast as tf.data on a CPU, saves
+# the GPU a copy per batch. The GPU's are not measured yet: they remove per-step host work and
 # keep fp32 arithmetic.
 #
 # A speed default stays one only if it costs no quality at equal epochs
