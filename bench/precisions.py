@@ -24,11 +24,11 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def layers(keras):
-    """(name, layer, input shape without the batch) of the DCGAN's two
-    heaviest convolutions (SPEC, report 000)."""
-    return [("Conv2D 64->128, 14x14", keras.layers.Conv2D(128, 5, strides=2, padding="same"),
-             (14, 14, 64)),
-            ("Conv2DTranspose 128->64, 7x7", keras.layers.Conv2DTranspose(
+    """(name, a function that builds the layer, input shape without the
+    batch) of the DCGAN's two heaviest convolutions (SPEC, report 000)."""
+    return [("Conv2D 64->128, 14x14",
+             lambda: keras.layers.Conv2D(128, 5, strides=2, padding="same"), (14, 14, 64)),
+            ("Conv2DTranspose 128->64, 7x7", lambda: keras.layers.Conv2DTranspose(
                 64, 5, strides=2, padding="same", use_bias=False), (7, 7, 128))]
 
 
@@ -68,13 +68,12 @@ def main(argv=None):
 
     print(f"{devices.describe()}, batch {args.batch}, median of {args.repeats} calls")
     print(f"{'layer':30s}" + "".join(f"{dtype:>12s}" for dtype in DTYPES) + "  float16/float32")
-    for index, (name, _, shape) in enumerate(layers(keras)):
+    for name, build, shape in layers(keras):
         row = {}
         for dtype in DTYPES:
-            keras.mixed_precision.set_global_policy(dtype)
-            _, layer, _ = layers(keras)[index]  # a fresh layer in this dtype
+            keras.mixed_precision.set_global_policy(dtype)  # the layer built next computes in it
             x = tf.random.stateless_normal((args.batch, *shape), seed=(0, 0), dtype=dtype)
-            row[dtype] = seconds(tf, layer, x, args.repeats)
+            row[dtype] = seconds(tf, build(), x, args.repeats)
         print(f"{name:30s}" + "".join(f"{row[d]:11.4f}s" for d in DTYPES)
               + f"  {row['float16'] / row['float32']:.0f}x", flush=True)
     return 0

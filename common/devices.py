@@ -16,8 +16,8 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 # epochs, 20% faster VAE epochs than fp32; emulated bf16 would be slower),
 # 25 steps a call (the VAE's short steps: 16-20% faster epochs), no XLA
 # (2x slower); the data on the device, as fast as tf.data on a CPU, saves
-# the GPU a copy per batch. The GPU's are not measured yet: they remove per-step host work and
-# keep fp32 arithmetic.
+# the GPU a copy per batch. The GPU's are not measured yet: they remove
+# per-step host work and keep fp32 arithmetic.
 #
 # A speed default stays one only if it costs no quality at equal epochs
 # beyond the seeds' spread, or wins at equal training time (the parity
