@@ -160,7 +160,6 @@ class VAEGAN(GenerativeModel):
         else:  # WGAN-GP: the encoder and decoder on every critic_steps-th step
             tf.cond(self.optimizers["discriminator_optimizer"].iterations
                     % self.loss.critic_steps == 0, update_autoencoder, lambda: tf.constant(False))
-        del tape
         return {"prior": prior, "feature_reconstruction": feature_reconstruction,
                 "decoder_loss": decoder_loss, "d_loss": d_loss,
                 "d_real": tf.reduce_mean(self.loss.score(real_out)),
