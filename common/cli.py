@@ -195,6 +195,7 @@ def main(parser, build, argv=None):
                 fp32=args.model in parser.fp32_models).items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
+        devices.check_precision(args.precision)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
         if note := devices.precision_note(args.precision):
             print(f"{parser.prog}: note: {note}", file=sys.stderr)

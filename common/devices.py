@@ -70,12 +70,55 @@ def device_type():
         return forced
     if tf.config.list_physical_devices("GPU"):
         return "GPU"
+    return "CPU-bf16" if cpu_has_bf16() else "CPU"
+
+
+# oneDNN, which runs TensorFlow's convolutions and matrix products on x86,
+# uses no instructions beyond the set ONEDNN_MAX_CPU_ISA names: AVX2 makes
+# any recent x86 CPU compute as a laptop's does, AVX512_CORE_VNNI as a
+# server's without bfloat16 (docs/speed.md, "Other CPUs, emulated"). The sets
+# with bfloat16 instructions name BF16, FP16 (which implies it), AMX or
+# AVX10; those below AVX-512 have no kernels for bf16 or fp16 at all.
+ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+BF16_ISAS = ("BF16", "FP16", "AMX", "AVX10")
+BELOW_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+
+
+def isa_cap():
+    """The instruction set ISA_VARIABLE caps oneDNN to, in capitals ("": none)."""
+    cap = os.environ.get(ISA_VARIABLE, "").upper()
+    return "" if cap in ("ALL", "DEFAULT") else cap
+
+
+def cpu_has_bf16():
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX) that
+    oneDNN may use: False under an ISA_VARIABLE cap that leaves them out."""
+    if isa_cap() and not any(name in isa_cap() for name in BF16_ISAS):
+        return False
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(precision):
+    """A UsageError for a mixed precision this process cannot run: on an
+    AVX-512 CPU capped below it, TensorFlow still hands bf16 and fp16 to the
+    oneDNN kernels it picks by the CPU's own flags, which the cap forbids,
+    and oneDNN aborts the whole process (seen with TensorFlow 2.21)."""
+    if (precision != "fp32" and isa_cap() in BELOW_AVX512 and "avx512f" in cpu_flags()
+            and not tf.config.list_physical_devices("GPU")):
+        raise UsageError(f"--precision {precision} cannot run under {ISA_VARIABLE}="
+                         f"{os.environ[ISA_VARIABLE]} on this AVX-512 CPU (oneDNN has no "
+                         f"{precision} kernels below AVX-512 and would abort): use --precision "
+                         f"fp32, or lift the cap")
+
+
+def cpu_flags():
+    """The CPU's flags as /proc/cpuinfo lists them ("" where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return f.read()
     except OSError:  # not Linux: no way to tell, assume none
-        flags = ""
-    return "CPU-bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "CPU"
+        return ""
 
 
 def forced_type():

@@ -311,6 +311,20 @@ def seeded():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture
+def mixed_precision_runs():
+    """Skips a test that trains in bf16 or fp16 where this process cannot
+    (devices.check_precision: an AVX-512 CPU under ONEDNN_MAX_CPU_ISA=AVX2,
+    a laptop's instructions)."""
+    from common import devices
+    from common.errors import UsageError
+
+    try:
+        devices.check_precision("bf16")
+    except UsageError as error:
+        pytest.skip(str(error))
+
+
 @pytest.fixture(scope="session")
 def synthetic_mnist(tmp_path_factory):
     """256 training and 64 test images, IDX .gz, read-only by convention."""

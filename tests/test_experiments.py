@@ -149,6 +149,7 @@ def test_lr_sweep_writes_its_table(synthetic_mnist, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mixed_precision_runs")
 def test_lr_sweep_over_seeds_reports_each_rate_s_spread(synthetic_mnist, tmp_path):
     """Rates x seeds, two at once: one run directory per pair; the table's
     cell for a rate is the mean and standard deviation of its seeds' last

@@ -86,6 +86,7 @@ ON_GPU = bool(tf.config.list_physical_devices("GPU"))
 
 @pytest.mark.slow
 @pytest.mark.dynamics(seed=2)
+@pytest.mark.usefixtures("mixed_precision_runs")
 @pytest.mark.parametrize("script, names, precisions", [
     (gan_train, GAN_LOSSES, ("bf16", "fp16") if ON_GPU else ("bf16",)),
     (vae_train, VAE_LOSSES, ("bf16", "fp16"))], ids=["dcgan", "conv_vae"])
@@ -174,13 +175,15 @@ def test_profile_epoch_records_a_trace_of_that_epoch_only(synthetic_mnist, tmp_p
 
 @pytest.mark.parametrize("kind", ["CPU-bf16", pytest.param("CPU", marks=pytest.mark.slow)])
 def test_the_device_type_can_be_forced_and_a_vae_trains_in_fp32_on_either(
-        kind, synthetic_mnist, tmp_path, monkeypatch):
+        kind, synthetic_mnist, tmp_path, monkeypatch, request):
     """GAN_VAE_DEVICE_TYPE makes any CPU read as either kind: the GANs then
     take that kind's precision, the VAEs (fp32_models) fp32 on both, and
     config.json's device says where its defaults came from."""
     from common import devices
     from common.rundir import RunDir
 
+    if kind == "CPU-bf16":
+        request.getfixturevalue("mixed_precision_runs")
     monkeypatch.setenv("GAN_VAE_DEVICE_TYPE", kind)
     assert devices.device_type() == kind
     for script, model in ((gan_train, "dcgan"), (vae_train, "mlp_vae")):
@@ -191,6 +194,45 @@ def test_the_device_type_can_be_forced_and_a_vae_trains_in_fp32_on_either(
                     "precision": "fp32" if model == "mlp_vae" or kind == "CPU" else "bf16"}
         assert {name: config["args"][name] for name in expected} == expected
         assert config["device"].endswith(f"speed defaults of {kind}, from GAN_VAE_DEVICE_TYPE)")
+
+
+@pytest.mark.parametrize("cap, kind", [("AVX2", "CPU"), ("avx512_core_vnni", "CPU"),
+                                       ("AVX512_CORE_BF16", "CPU-bf16"),
+                                       ("AVX512_CORE_AMX", "CPU-bf16"), ("", "CPU-bf16")])
+def test_a_cap_on_onednn_s_instructions_below_bfloat16_reads_as_a_cpu_without_it(
+        cap, kind, monkeypatch):
+    """ONEDNN_MAX_CPU_ISA, oneDNN's own switch, makes a bfloat16 CPU compute
+    as one without (AVX2: a laptop's): its speed defaults follow it, and
+    GAN_VAE_DEVICE_TYPE still wins."""
+    from common import devices
+
+    monkeypatch.setattr(devices, "cpu_flags", lambda: "flags : avx512f avx512_bf16 amx_bf16")
+    monkeypatch.delenv(devices.DEVICE_TYPE_VARIABLE, raising=False)
+    monkeypatch.setenv(devices.ISA_VARIABLE, cap)
+    assert devices.device_type() == kind
+    monkeypatch.setenv(devices.DEVICE_TYPE_VARIABLE, "CPU-bf16")
+    assert devices.device_type() == "CPU-bf16"
+
+
+def test_mixed_precision_on_a_cpu_capped_below_avx512_is_one_line_exit_2(
+        synthetic_mnist, tmp_path, monkeypatch, capsys):
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 an AVX-512 CPU has no oneDNN kernels for
+    bf16 or fp16, and TensorFlow would abort the process in its first step:
+    asked for either, train.py says so in one line and writes nothing; its
+    defaults there are fp32 (the test above)."""
+    from common import devices
+
+    monkeypatch.setattr(devices, "cpu_flags", lambda: "flags : avx512f")
+    monkeypatch.setenv(devices.ISA_VARIABLE, "avx2")
+    monkeypatch.delenv(devices.DEVICE_TYPE_VARIABLE, raising=False)
+    for precision in ("bf16", "fp16"):
+        assert run(gan_train, synthetic_mnist, tmp_path / "run", "--precision", precision) == 2
+        (line,) = capsys.readouterr().err.splitlines()  # prog: __main__.py, in this process
+        assert line.endswith(
+            f": error: --precision {precision} cannot run under ONEDNN_MAX_CPU_ISA=avx2 on this "
+            f"AVX-512 CPU (oneDNN has no {precision} kernels below AVX-512 and would abort): use "
+            f"--precision fp32, or lift the cap")
+        assert not (tmp_path / "run").exists()
 
 
 def test_an_unknown_device_type_is_one_line_exit_2(synthetic_mnist, tmp_path):
