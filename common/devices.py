@@ -53,13 +53,13 @@ SPEED_DEFAULTS = {
 def describe():
     """The device TensorFlow trains on, in words, for the log and config.json."""
     gpus = tf.config.list_physical_devices("GPU")
-    forced = (f"; speed defaults of {forced_type()}, from {DEVICE_TYPE_VARIABLE}"
-              if forced_type() else "")
+    notes = (f"; oneDNN held to {isa_cap()} by {ISA_VARIABLE}" if isa_cap() else "") + (
+        f"; speed defaults of {forced_type()}, from {DEVICE_TYPE_VARIABLE}" if forced_type() else "")
     if not gpus:
-        return f"CPU (TensorFlow {tf.__version__} sees no GPU{forced})"
+        return f"CPU (TensorFlow {tf.__version__} sees no GPU{notes})"
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
     unused = f" ({len(gpus) - 1} more GPUs unused)" if len(gpus) > 1 else ""
-    return f"GPU:0 {name}{unused}" + (f" ({forced[2:]})" if forced else "")
+    return f"GPU:0 {name}{unused}" + (f" ({notes[2:]})" if notes else "")
 
 
 def device_type():

@@ -210,6 +210,7 @@ def test_a_cap_on_onednn_s_instructions_below_bfloat16_reads_as_a_cpu_without_it
     monkeypatch.delenv(devices.DEVICE_TYPE_VARIABLE, raising=False)
     monkeypatch.setenv(devices.ISA_VARIABLE, cap)
     assert devices.device_type() == kind
+    assert (f"oneDNN held to {cap.upper()} by ONEDNN_MAX_CPU_ISA" in devices.describe()) == bool(cap)
     monkeypatch.setenv(devices.DEVICE_TYPE_VARIABLE, "CPU-bf16")
     assert devices.device_type() == "CPU-bf16"
 
