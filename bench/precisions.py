@@ -62,6 +62,9 @@ def main(argv=None):
 
     from common import quiet
     tf = quiet.start_tensorflow()  # before common.devices imports TensorFlow
+    # each layer and precision is traced once, on purpose: not the retracing
+    # TensorFlow warns of when a few calls follow each trace (--repeats 1)
+    tf.get_logger().setLevel("ERROR")
     import keras
 
     from common import devices
