@@ -228,10 +228,13 @@ def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path, dynami
     info = [float(r["info_loss"]) for r in history(out)]
     # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01), in fp32
     # (GAN_VAE_DEVICE_TYPE=CPU) and in bf16 (CPU-bf16): the ratio 0.667 to 0.713, Q's
-    # accuracy 0.266 to 0.316 (chance is 0.1); in fp32 with oneDNN held to AVX2
-    # (ONEDNN_MAX_CPU_ISA=AVX2, 2026-12-02): 0.664 to 0.715, 0.258 to 0.313
-    margin.below("last / first info_loss", info[-1] / info[0], 0.8)
-    margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.2)
+    # accuracy 0.266 to 0.316 (chance is 0.1); 2026-12-02, in fp32 with oneDNN held
+    # to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, a laptop's): 0.664 to 0.715, 0.258 to 0.313;
+    # in bf16 emulated on AVX-512 without it (AVX512_CORE_VNNI, seeds 1 to 10): 0.656
+    # to 0.752, 0.223 to 0.320 (0.273 +- 0.041): the accuracy's bound, 1.7x chance,
+    # sits 2.5 standard deviations below that mean; the ratio (0.699 +- 0.028) 5.5 above.
+    margin.below("last / first info_loss", info[-1] / info[0], 0.85)
+    margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.17)
 
 
 @pytest.mark.slow
