@@ -182,6 +182,11 @@ def main(parser, build, argv=None):
     try:
         devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before any work
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
+        for name, value in devices.speed_defaults(
+                fp32=args.model in parser.fp32_models).items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        devices.check_precision(args.precision)
         evaluator = None
         if args.metrics_every:  # first: training the classifier reseeds Keras
             from common.evaluation import classifier
@@ -191,11 +196,6 @@ def main(parser, build, argv=None):
                 run.path, args.classifier_dir))
             evaluator = Evaluator(trained, everything, args.metrics_samples)
         device = devices.describe()
-        for name, value in devices.speed_defaults(
-                fp32=args.model in parser.fp32_models).items():
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-        devices.check_precision(args.precision)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
         if note := devices.precision_note(args.precision):
             print(f"{parser.prog}: note: {note}", file=sys.stderr)

@@ -219,21 +219,23 @@ def test_mixed_precision_on_a_cpu_capped_below_avx512_is_one_line_exit_2(
         synthetic_mnist, tmp_path, monkeypatch, capsys):
     """Under ONEDNN_MAX_CPU_ISA=AVX2 an AVX-512 CPU has no oneDNN kernels for
     bf16 or fp16, and TensorFlow would abort the process in its first step:
-    asked for either, train.py says so in one line and writes nothing; its
-    defaults there are fp32 (the test above)."""
+    asked for either, train.py says so in one line, before the evaluation's
+    classifier trains, and writes nothing; its defaults there are fp32 (the
+    test above)."""
     from common import devices
 
     monkeypatch.setattr(devices, "cpu_flags", lambda: "flags : avx512f")
     monkeypatch.setenv(devices.ISA_VARIABLE, "avx2")
     monkeypatch.delenv(devices.DEVICE_TYPE_VARIABLE, raising=False)
     for precision in ("bf16", "fp16"):
-        assert run(gan_train, synthetic_mnist, tmp_path / "run", "--precision", precision) == 2
+        assert run(gan_train, synthetic_mnist, tmp_path / "run", "--precision", precision,
+                   "--metrics-every", 1, "--classifier-dir", tmp_path / "classifier") == 2
         (line,) = capsys.readouterr().err.splitlines()  # prog: __main__.py, in this process
         assert line.endswith(
             f": error: --precision {precision} cannot run under ONEDNN_MAX_CPU_ISA=avx2 on this "
             f"AVX-512 CPU (oneDNN has no {precision} kernels below AVX-512 and would abort): use "
             f"--precision fp32, or lift the cap")
-        assert not (tmp_path / "run").exists()
+        assert not (tmp_path / "run").exists() and not (tmp_path / "classifier").exists()
 
 
 def test_an_unknown_device_type_is_one_line_exit_2(synthetic_mnist, tmp_path):
