@@ -93,7 +93,8 @@ def isa_cap():
 def cpu_has_bf16():
     """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX) that
     oneDNN may use: False under an ISA_VARIABLE cap that leaves them out."""
-    if isa_cap() and not any(name in isa_cap() for name in BF16_ISAS):
+    cap = isa_cap()
+    if cap and not any(name in cap for name in BF16_ISAS):
         return False
     flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
