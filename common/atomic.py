@@ -47,7 +47,8 @@ def check_directory(path, option):
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
-        raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
+        raise UsageError(f"cannot write to {option} {path}: {existing} takes no new files"
+                         f" ({error.strerror or error})") from None
 
 
 def check_file(path, suffix, option="--out"):

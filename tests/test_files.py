@@ -1,6 +1,7 @@
 """Atomic writes, the run directory's rules, and the pictures module."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from conftest import run_script
 from PIL import Image
 
 from common import images
-from common.atomic import atomic_write
+from common.atomic import atomic_write, check_directory
 from common.errors import UsageError
 from common.rundir import RunDir
 
@@ -89,6 +90,14 @@ def test_unwritable_out(tmp_path):
         RunDir.open(tmp_path / "file", "dcgan", {})
     with pytest.raises(UsageError, match="cannot create --out .*file is a file"):
         RunDir.open(tmp_path / "file" / "run", "dcgan", {})
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_directory_that_takes_no_files_is_named():
+    # /proc refuses new files even to root, with ENOENT: the message must say
+    # which directory refused, not only "No such file or directory".
+    with pytest.raises(UsageError, match="cannot write to --out /proc/run: /proc takes no new files"):
+        check_directory("/proc/run", "--out")
 
 
 def test_history_round_trip_with_unmeasured_cells(tmp_path):
