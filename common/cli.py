@@ -71,7 +71,8 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
     add("--save-every", type=positive_int, default=1,
         help="write the sample picture every K epochs (and always at the last)")
     add("--checkpoint-every", type=positive_int, default=1,
-        help="checkpoint every K epochs (and always at the last); the last 3 are kept")
+        help="checkpoint every K epochs (and always at the last and at those of "
+             "--keep-epochs); the last 3 are kept")
     add("--keep-epochs", type=arguments.epoch_list, default=keep_epochs, metavar="LIST",
         help="keep the checkpoints of these epochs for good, beside the last 3, for evaluate, "
              "sample, generate and export --epoch N later: epochs separated by commas, or "

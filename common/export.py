@@ -23,6 +23,7 @@ It is written into a temporary folder beside DIR and renamed into place:
 whole or not at all, an export already in DIR replaced only at the end."""
 import datetime
 import json
+import math
 import platform
 import shlex
 import shutil
@@ -45,8 +46,8 @@ def make_parser():
                         help="export the checkpoint at the end of this epoch, one the run kept "
                              "(--keep-epochs, or one of its last 3) (default: the latest)")
     parser.add_argument("--out", default=None,
-                        help="the folder to write (default: RUN_DIR/export/epoch_N); an export "
-                             "already there is replaced")
+                        help="the folder to write (default: RUN_DIR/export/epoch_N): a new or "
+                             "empty one, or an earlier export, which is replaced")
     parser.add_argument("--data-dir", default=None,
                         help="read the data from here instead of where the run read it")
     return parser
@@ -67,7 +68,7 @@ def export(loaded, out):
             network.save(partial / f"{name}.keras")
         serving_archive(model).write_out(str(partial / "saved_model"), verbose=False)
         card = describe(loaded, out)
-        (partial / "export.json").write_text(json.dumps(card, indent=2) + "\n")
+        (partial / "export.json").write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         (partial / "README.md").write_text(model_card(card))
         if out.exists():  # the old export goes only once the new one is whole
             old = out.with_name(f".{out.name}{TEMPORARY}old")
@@ -130,16 +131,19 @@ def describe(loaded, out):
                    for name, spec in model.inputs.items()},
         "networks": {name: {"file": f"{name}.keras", **card["networks"][name]}
                      for name in model.exported},
+        "computes_in": next(iter(model.exported.values())).dtype_policy.name,
         "serving": {"saved_model": "saved_model", "signature": "serving_default",
                     "endpoint": "serve", "inputs": list(model.inputs),
                     "output": {"images": {"shape": [None, 28, 28, channels], "dtype": "uint8",
                                           "range": "0 (black) to 255"}}},
         "python": card["python"],
-        "metrics": {k: v for k, v in scored[-1].items() if k != "epoch"} if scored else None,
+        "metrics": ({k: v for k, v in scored[-1].items() if k != "epoch" and math.isfinite(v)}
+                    if scored else None),  # a blank cell (not measured that epoch) left out
         "evaluation": ({"settings": evaluated["settings"], "metrics": evaluated["metrics"],
                         "likelihood": evaluated["likelihood"]}
                        if evaluated and evaluated["settings"]["epoch"] == epoch else None),
         "trained": {"command": config.get("command"), "device": config.get("device"),
+                    "precision": config["args"].get("precision"),
                     "versions": config.get("versions"), "started": config.get("started")},
         "exported": {"command": shlex.join(["python", "-m", "common.export",
                                             str(loaded.run.path), "--epoch", str(epoch),
@@ -166,7 +170,8 @@ def model_card(card):
     return f"""# {card['model']}{preset}, epoch {card['epoch']}, trained on {card['dataset']}
 
 Exported by `{card['exported']['command']}` on {card['exported']['date'][:10]}, from a run
-trained with `{card['trained']['command']}` (seed {card['seed']}, data: {card['data']}).
+trained with `{card['trained']['command']}` (seed {card['seed']}, data: {card['data']},
+precision {card['trained']['precision']}). The files compute in {card['computes_in']}.
 
 ## Inputs
 
@@ -216,14 +221,26 @@ def _versions():
     return versions
 
 
+def check_replaceable(out):
+    """A UsageError unless `out` is new, an empty folder or an earlier
+    export (it has export.json): export replaces what is there, and must
+    never take a run, or any other folder, with it."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory")
+    if any(out.iterdir()) and not (out / "export.json").is_file():
+        raise UsageError(f"--out {out} holds files but no earlier export (no export.json): "
+                         f"choose a new or empty folder")
+
+
 def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
         config = runs.check(args.run_dir, args.epoch)
         if args.out is not None:
-            if Path(args.out).exists() and not Path(args.out).is_dir():
-                raise UsageError(f"--out {args.out} is a file, not a directory")
+            check_replaceable(Path(args.out))
             check_directory(Path(args.out).parent, "the folder of --out")
         else:
             check_directory(runs.RunDir(args.run_dir).path, "RUN_DIR")

@@ -124,7 +124,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
             if evaluator is not None and (epoch % metrics_every == 0 or last):
                 scorer.submit(model, epoch)
             scorer.flush(before=math.inf if last else epoch)
-            if epoch % checkpoint_every == 0 or last:
+            if epoch % checkpoint_every == 0 or last or epoch in checkpoints.keep:
                 checkpoints.save(epoch)
         scorer.close()
         if history:

@@ -281,39 +281,43 @@ def test_commands_are_found_in_fences_and_indented_blocks_not_in_prose(tmp_path)
 
 
 PATHS_UP = re.compile(r"(?<![\w.])((?:\.\./)+[\w.\-/]*)")  # ../x, ../../y/z
-LINK = re.compile(r"\]\(([^)#\s]+)")  # a Markdown link's target
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#[^)\s]*)?\)")  # a Markdown link's target (and #part)
 
 
-def outside(text, base):
-    """The paths going up in `text` that leave the repository from `base`."""
-    return [path for path in PATHS_UP.findall(text)
-            if not (base / path).resolve().is_relative_to(ROOT)]
+def outside(line, document):
+    """The paths of a line of `document` that leave the repository: a
+    link's target from the document's folder, every other path going up
+    (in a command, a code span or prose) from the repository's root, where
+    the commands run; an absolute path into the folder the checkout is in."""
+    found = [target for target in LINK.findall(line)
+             if target and "://" not in target and not (document.parent / target).resolve()
+             .is_relative_to(ROOT)]
+    rest = LINK.sub("]()", line)
+    found += [path for path in PATHS_UP.findall(rest)
+              if not (ROOT / path).resolve().is_relative_to(ROOT)]
+    beside = str(ROOT.parent) + "/"
+    return found + [word for word in rest.split() if beside in word]
 
 
 def test_no_document_names_a_path_outside_the_repository():
     """What a user reads names nothing outside the checkout (the project's
-    development machines have more beside it than a user's): a command's
-    path from the repository root, where commands run, a link's from its
-    document; no absolute path into the folder the checkout is in."""
-    found = []
-    beside = str(ROOT.parent) + "/"
-    for path in DOCUMENTS + [ROOT / "outputs" / "README.md"]:
-        text = path.read_text()
-        in_code = {number for number, _ in code_lines(text)}
-        for number, line in enumerate(text.splitlines(), 1):
-            where = f"{path.relative_to(ROOT)}:{number}"
-            base = ROOT if number in in_code else path.parent
-            found += [f"{where}: {p}" for p in outside(line, base)]
-            found += [f"{where}: {target}" for target in LINK.findall(line)
-                      if "://" not in target and not (path.parent / target).resolve()
-                      .is_relative_to(ROOT)]
-            if beside in line:
-                found.append(f"{where}: {line.strip()}")
+    development machines have more beside it than a user's)."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {named}"
+             for path in DOCUMENTS + [ROOT / "outputs" / "README.md"]
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             for named in outside(line, path)]
     assert not found, "paths outside the repository:\n" + "\n".join(found)
 
 
-def test_a_path_outside_the_repository_is_found(tmp_path):
-    assert outside("python -m common.bench --data-dir ../shared/data/mnist", ROOT) == [
+def test_a_path_outside_the_repository_is_found():
+    docs = ROOT / "docs" / "page.md"
+    readme = ROOT / "README.md"
+    assert outside("python -m common.bench --data-dir ../shared/data/mnist", readme) == [
         "../shared/data/mnist"]
-    assert outside("see [the README](../README.md)", ROOT / "docs") == []
-    assert outside("see ../README.md", ROOT) == ["../README.md"]
+    assert outside("as `--data-dir ../shared/data/mnist` in prose", docs) == [
+        "../shared/data/mnist"]
+    assert outside("see [the README](../README.md) and [a part](../README.md#test)", docs) == []
+    assert outside("see [elsewhere](../../notes.md)", docs) == ["../../notes.md"]
+    assert outside("see ../README.md", readme) == ["../README.md"]
+    assert outside(f"read {ROOT.parent}/shared/SPEC.md.", docs) == [
+        f"{ROOT.parent}/shared/SPEC.md."]

@@ -4,6 +4,7 @@ and TensorFlow load (common.export), the checkpoints of kept epochs
 entry point (common.runs.open_run, docs/python.md)."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,9 +62,10 @@ def trained(synthetic_mnist, tmp_path_factory):
     return Trained(synthetic_mnist, tmp_path_factory.mktemp("trained"))
 
 
-# In a process that cannot import this project: each export's .keras files
-# with plain Keras, its SavedModel with plain TensorFlow, both on the inputs
-# that `sample` drew (inputs.npz), and the model card's own Python.
+# In a process that cannot import this project: each export's generator (a
+# VAE's decoder) with plain Keras and its SavedModel with plain TensorFlow,
+# both on the inputs that `sample` drew (inputs.npz); every .keras file (an
+# encoder too) on the inputs NAME.npz holds; and the model card's own Python.
 FRESH = """
 import json, os, sys
 from pathlib import Path
@@ -100,7 +102,15 @@ for folder in map(Path, sys.argv[1:]):
     scope = {}
     os.chdir(folder)  # the card's three lines, as a user pastes them in the export's folder
     exec(card["python"], scope)
+    networks = {}
+    for name, network in card["networks"].items():  # each file on the inputs it was given
+        given = np.load(folder.parent / f"{name}.npz")
+        x = [given[f"arr_{i}"] for i in range(len(given.files))]
+        loaded = keras.saving.load_model(folder / network["file"])
+        networks[name] = np.asarray(loaded.predict(x if len(x) > 1 else x[0], verbose=0),
+                                    np.float64).tolist()
     results[str(folder)] = {"keras": from_keras(card["model"], folder, inputs).tolist(),
+                            "networks": networks,
                             "served": uint8.numpy().tolist(), "served_dtype": uint8.dtype.name,
                             "card": list(np.shape(scope["images"])),
                             "card_range": [float(np.min(scope["images"])),
@@ -112,11 +122,13 @@ print(json.dumps(results))
 @pytest.mark.slow
 def test_every_model_exports_what_plain_keras_and_tensorflow_load(trained, tmp_path):
     """Each model's export, loaded where this project cannot be imported,
-    gives the images `sample` gives for the same inputs: the .keras
-    generator's floats within 1e-4 (batches of another size may sum in
-    another order), the SavedModel's uint8 images those of to_uint8, but
-    where a value lies within that tolerance of a rounding boundary."""
-    folders, expected = [], {}
+    gives the images `sample` gives for the same inputs, and each of its
+    .keras files (an encoder too) what its network gives: the floats within
+    1e-4 (batches of another size may sum in another order), the
+    SavedModel's uint8 images those of to_uint8, but where a value lies
+    within that tolerance of a rounding boundary."""
+    folders, expected, computed = [], {}, {}
+    rng = np.random.default_rng(0)
     for model in MODELS:
         loaded = runs.open_run(trained[model])
         out = tmp_path / model / "export"
@@ -129,6 +141,13 @@ def test_every_model_exports_what_plain_keras_and_tensorflow_load(trained, tmp_p
         drawn = {name: np.asarray(value) for name, value in loaded.model.draw(20, seed=3).items()}
         np.savez(tmp_path / model / "inputs.npz", **drawn)
         expected[str(out)] = loaded.sample(20, seed=3)
+        computed[str(out)] = {}
+        for name, network in loaded.model.exported.items():
+            x = [rng.uniform(0, 1, (5, *spec.shape[1:])).astype("float32")
+                 for spec in network.inputs]
+            np.savez(tmp_path / model / f"{name}.npz", *x)
+            computed[str(out)][name] = np.asarray(network(x if len(x) > 1 else x[0],
+                                                          training=False), np.float64)
         folders.append(str(out))
     fresh = subprocess.run([sys.executable, "-I", "-c", FRESH, *folders], cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
@@ -139,6 +158,10 @@ def test_every_model_exports_what_plain_keras_and_tensorflow_load(trained, tmp_p
         keras_images = np.asarray(got["keras"])
         np.testing.assert_allclose(keras_images.reshape(images_.shape), images_, atol=1e-4,
                                    err_msg=folder)
+        assert set(got["networks"]) == set(computed[folder])
+        for name, outputs in computed[folder].items():
+            np.testing.assert_allclose(got["networks"][name], outputs, atol=1e-4, rtol=1e-4,
+                                       err_msg=f"{folder}: {name}")
         served = np.asarray(got["served"], np.int16).reshape(images_.shape)
         assert got["served_dtype"] == "uint8"
         gap = served - images.to_uint8(images_)
@@ -171,6 +194,7 @@ def test_an_export_says_what_the_model_is(trained, tmp_path):
     assert card["trained"]["command"].startswith("python gan_keras/train.py --model infogan")
     assert card["exported"]["command"].endswith(f"--epoch 1 --out {out}")
     assert card["exported"]["versions"]["tensorflow"] and card["trained"]["versions"]["keras"]
+    assert card["trained"]["precision"] in ("fp32", "bf16") and card["computes_in"] == "float32"
     readme = (out / "README.md").read_text()
     assert readme.startswith("# infogan, preset chen2016, epoch 1, trained on mnist")
     assert card["python"] in readme and "keras.saving.load_model" in card["python"]
@@ -178,6 +202,20 @@ def test_an_export_says_what_the_model_is(trained, tmp_path):
     # the default place: RUN_DIR/export/epoch_N
     assert export.main([str(trained["cvae"])]) == 0
     assert (trained["cvae"] / "export" / "epoch_0002" / "decoder.keras").is_file()
+
+
+def test_an_export_carries_the_metrics_of_its_epoch(trained, tmp_path):
+    """The row of metrics.csv of the exported epoch goes into export.json and
+    the model card; a blank cell (not measured that epoch) is left out, and
+    export.json stays JSON (no NaN)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained["mlp_vae"], run)
+    (run / "metrics.csv").write_text("epoch,fd,kid,coverage\n1,50.5,,8\n2,41.25,,9\n")
+    out = tmp_path / "export"
+    assert export.main([str(run), "--out", str(out)]) == 0
+    card = json.loads((out / "export.json").read_text(), parse_constant=pytest.fail)
+    assert card["metrics"] == {"fd": 41.25, "coverage": 9}
+    assert "- fd: 41.25\n- coverage: 9\n" in (out / "README.md").read_text()
 
 
 def test_an_export_that_fails_leaves_the_old_one_whole(trained, tmp_path, monkeypatch):
@@ -205,6 +243,7 @@ def test_an_export_that_fails_leaves_the_old_one_whole(trained, tmp_path, monkey
     (["{run}", "--epoch", "0"], "argument --epoch: expected a whole number >= 1, got 0"),
     (["{run}", "--out", "{tmp}/file/x"], "the folder of --out {tmp}/file is a file"),
     (["{run}", "--out", "{tmp}/file"], "--out {tmp}/file is a file, not a directory"),
+    (["{run}", "--out", "{run}"], "--out {run} holds files but no earlier export"),
 ])
 def test_export_errors_are_one_line(args, message, trained, tmp_path):
     (tmp_path / "file").write_text("not a folder")
@@ -214,6 +253,7 @@ def test_export_errors_are_one_line(args, message, trained, tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m common.export: error: "), lines
     assert message.format(**places) in lines[0], lines[0]
+    assert (trained["mlp_vae"] / "config.json").exists()  # the run --out named is untouched
 
 
 def test_kept_epochs_outlive_the_last_three_and_a_resumed_run_keeps_them(synthetic_mnist,
@@ -221,7 +261,8 @@ def test_kept_epochs_outlive_the_last_three_and_a_resumed_run_keeps_them(synthet
     """--keep-epochs 1: after 5 epochs the last 3 are 3, 4, 5 and epoch 1 is
     still there, with the weights a run of 1 epoch ends with; resumed to 7
     with --keep-epochs 6, the run keeps 1 and 6. An epoch not kept is one
-    line naming those that were."""
+    line naming those that were. A kept epoch is checkpointed whatever
+    --checkpoint-every says."""
     out, one = tmp_path / "run", tmp_path / "one"
     assert train(gan_train, out, synthetic_mnist, "--model", "mlp_gan", "--epochs", 5,
                  "--keep-epochs", "1") == 0
@@ -234,8 +275,9 @@ def test_kept_epochs_outlive_the_last_three_and_a_resumed_run_keeps_them(synthet
     with pytest.raises(runs.UsageError, match="kept no checkpoint of epoch 2; it has epochs 1, "
                                               "3, 4, 5"):
         runs.check(out, 2)
+    # a kept epoch is saved whatever --checkpoint-every says
     assert train(gan_train, out, synthetic_mnist, "--model", "mlp_gan", "--epochs", 7,
-                 "--keep-epochs", "6") == 0
+                 "--keep-epochs", "6", "--checkpoint-every", "4") == 0
     assert runs.RunDir(out).checkpoint_epochs() == [1, 5, 6, 7]
     assert sorted(p.name for p in (out / "checkpoints" / "kept").iterdir()) == [
         "ckpt-1.data-00000-of-00001", "ckpt-1.index", "ckpt-6.data-00000-of-00001",
@@ -298,7 +340,8 @@ def test_generate_draws_what_sample_draws(model, trained, tmp_path):
 def test_slerp_walks_the_great_circle():
     a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     path = generate.slerp(a, b, np.linspace(0, 1, 5))[:, 0]
-    np.testing.assert_allclose(path[0], a[0]) and np.testing.assert_allclose(path[-1], b[0])
+    np.testing.assert_allclose(path[0], a[0], atol=1e-12)
+    np.testing.assert_allclose(path[-1], b[0], atol=1e-12)
     angles = np.arctan2(path[:, 1], path[:, 0])
     np.testing.assert_allclose(np.diff(angles), np.pi / 8)  # equal steps of the angle
     np.testing.assert_allclose(generate.slerp(a, 3 * a, [0.5])[0], 2 * a)  # parallel: a line
