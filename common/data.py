@@ -89,11 +89,18 @@ def load(name="mnist", data_dir=None):
     return Data(name, source, train_x, train_y, test_x, test_y)
 
 
+def draw(count, n, seed):
+    """For n stacked images, the indices [n, 3] of the images their three
+    channels take among `count`: drawn uniformly and independently (with
+    replacement) by numpy's PCG64 from `seed` (pinned by a test: a numpy
+    that drew otherwise would make another data set)."""
+    return np.random.default_rng(seed).integers(0, count, size=(n, 3))
+
+
 def stack(images, labels, n, seed):
-    """n images of three channels, each an image of `images` drawn uniformly
-    and independently (with replacement) by numpy's PCG64 from `seed`, and
+    """n images of three channels, each an image of `images` (`draw`), and
     their modes, 100 d0 + 10 d1 + d2 for the channels' labels d0, d1, d2."""
-    drawn = np.random.default_rng(seed).integers(0, len(images), size=(n, 3))
+    drawn = draw(len(images), n, seed)
     modes = mode_of(labels[drawn])
     stacked = np.empty((n, *images.shape[1:], 3), np.uint8)
     for channel in range(3):  # one channel at a time: no copy of the whole set on the side
@@ -111,7 +118,7 @@ def mode_of(digits):
 def stacked(name, digits):
     """The stacked set `name` made from `digits` (STACKED_SIZES,
     STACKED_SEEDS): the same images for the same digits, every time; built
-    here, in about half a second, rather than read back from a cache of
+    here, in a second or two, rather than read back from a cache of
     360 MB (docs/data.md)."""
     train = stack(digits.train_images, digits.train_labels, STACKED_SIZES["train"],
                   STACKED_SEEDS["train"])

@@ -1,11 +1,19 @@
 """On the real MNIST (MNIST_DIR=a directory holding its four IDX files; skipped without it)."""
+import hashlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT
 
 from common import data, training
 from common.rundir import RunDir
 from gan_keras.dcgan import DCGAN
+
+# The first 16 hexadecimal digits of the SHA-256 of each array of Stacked
+# MNIST built from the real MNIST (2026-12-03; docs/data.md)
+STACKED_DIGESTS = {"train_images": "c22f7b3026afeebc", "train_labels": "a432847180081ac4",
+                   "test_images": "b306eea354e7b9ee", "test_labels": "becd06a44f9326d4"}
 
 
 def test_real_idx_files_load_with_their_known_statistics(real_mnist):
@@ -13,6 +21,17 @@ def test_real_idx_files_load_with_their_known_statistics(real_mnist):
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
     assert np.bincount(mnist.train_labels).tolist()[:2] == [5923, 6742]  # zeros and ones
     assert mnist.train_images.mean() / 255 == pytest.approx(0.1306605, abs=1e-7)  # the usual 0.1307
+
+
+def test_stacked_mnist_is_the_documented_set(real_mnist):
+    """Stacked MNIST built from the real MNIST has the SHA-256 digests
+    docs/data.md gives, on every machine."""
+    stacked = data.load("stacked_mnist", real_mnist)
+    digests = {part: hashlib.sha256(getattr(stacked, part)).hexdigest()[:16]
+               for part in ("train_images", "train_labels", "test_images", "test_labels")}
+    assert digests == STACKED_DIGESTS
+    documented = (ROOT / "docs" / "data.md").read_text()
+    assert all(f"`{digest}`" in documented for digest in digests.values())
 
 
 @pytest.mark.slow
