@@ -25,6 +25,14 @@ def test_writes_relative_paths(tmp_path):
 """
 
 
+TAKES_MORE_THAN_ITS_LIMIT = """
+import conftest
+
+def test_stands_for_one_that_takes_too_much_memory():
+    conftest.MEMORY_LIMIT_GIB = 0.001  # any process is over that
+"""
+
+
 def run_session(pytester, test):
     """A pytest session in a fresh process with the project's conftest.py
     and one test file. Its "real" home is a temporary directory (pytester
@@ -57,3 +65,10 @@ def test_this_session_runs_in_a_sandbox(tmp_path):
         assert os.environ[name].startswith(sandbox), name
     for protected in conftest.PROTECTED:
         assert not str(protected).startswith(sandbox)
+
+
+@pytest.mark.slow
+def test_a_session_over_its_memory_limit_fails(pytester):
+    result = run_session(pytester, TAKES_MORE_THAN_ITS_LIMIT)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*memory reached * GiB, over its limit of 0.001*", "*1 passed*"])
