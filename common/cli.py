@@ -21,7 +21,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common import arguments, data, quiet
+from common import arguments, data, devices, quiet
 from common.arguments import Parser, non_negative_int, positive_int, seed
 from common.atomic import nearest_existing
 from common.errors import Diverged, Terminated, UsageError
@@ -158,6 +158,7 @@ def main(parser, build, argv=None):
         source = data.STACKED.get(args.dataset, args.dataset)
         args.data_dir = os.environ.get(f"{source.upper()}_DATA_DIR") or None
     try:
+        devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before TensorFlow starts
         run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh)
         everything = data.load(args.dataset, args.data_dir)
         dataset = everything.first(args.train_size) if args.train_size else everything
@@ -173,7 +174,7 @@ def main(parser, build, argv=None):
     quiet.start_tensorflow()
     import keras
 
-    from common import devices, training
+    from common import training
 
     # the run's precision is for this run only: an in-process caller (the
     # tests) gets the policy back as it was
@@ -181,7 +182,6 @@ def main(parser, build, argv=None):
     terminate = training.StopRequest()  # SIGTERM, SIGHUP: save at the next step and stop
     handlers = {}  # the signal handlers to put back, once ours are in
     try:
-        devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before any work
         strategy = devices.make_strategy(args.strategy)  # first: it may configure the runtime
         for name, value in devices.speed_defaults(
                 fp32=args.model in parser.fp32_models).items():

@@ -1,10 +1,10 @@
 """Which device trains and how fast: the device in words, the tf.distribute
 strategy of --strategy, the precisions of --precision, and the speed
 settings each device type uses by default (measured with python -m
-common.bench; docs/speed.md)."""
+common.bench; docs/speed.md). TensorFlow is imported by the functions that
+ask it, so that a command checks GAN_VAE_DEVICE_TYPE (forced_type) before
+TensorFlow starts."""
 import os
-
-import tensorflow as tf
 
 from common.errors import UsageError
 
@@ -52,6 +52,8 @@ SPEED_DEFAULTS = {
 
 def describe():
     """The device TensorFlow trains on, in words, for the log and config.json."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     notes = (f"; oneDNN held to {isa_cap()} by {ISA_VARIABLE}" if isa_cap() else "") + (
         f"; speed defaults of {forced_type()}, from {DEVICE_TYPE_VARIABLE}" if forced_type() else "")
@@ -68,6 +70,8 @@ def device_type():
     forced = forced_type()
     if forced:
         return forced
+    import tensorflow as tf
+
     if tf.config.list_physical_devices("GPU"):
         return "GPU"
     return "CPU-bf16" if cpu_has_bf16() else "CPU"
@@ -105,6 +109,8 @@ def check_precision(precision):
     AVX-512 CPU capped below it, TensorFlow still hands bf16 and fp16 to the
     oneDNN kernels it picks by the CPU's own flags, which the cap forbids,
     and oneDNN aborts the whole process (seen with TensorFlow 2.21)."""
+    import tensorflow as tf
+
     if (precision != "fp32" and isa_cap() in BELOW_AVX512 and "avx512f" in cpu_flags()
             and not tf.config.list_physical_devices("GPU")):
         raise UsageError(f"--precision {precision} cannot run under {ISA_VARIABLE}="
@@ -146,6 +152,8 @@ def precision_note(precision):
     """A line for the user when `precision` is one this machine does badly,
     else None: fp16 without a GPU (TensorFlow 2.21 has no fast float16
     convolution on a CPU; bench/precisions.py)."""
+    import tensorflow as tf
+
     if precision == "fp16" and not tf.config.list_physical_devices("GPU"):
         return ("fp16 on a CPU is slow: TensorFlow's float16 convolutions there take about 200x "
                 "the time of fp32's (docs/speed.md); fp16 is for GPUs")
@@ -160,6 +168,8 @@ def make_strategy(name):
     none (returned as None: the loop then calls the step directly). Call it
     before anything else runs in TensorFlow: a multi-worker strategy must
     configure the runtime's collective operations first."""
+    import tensorflow as tf
+
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -175,6 +185,8 @@ def memory_mb():
     """{"host_mb": resident memory of this process now, "device_mb": peak
     memory of GPU:0 since the last call (GPU only)}, for history.csv: a long
     run's memory must stay flat from epoch to epoch."""
+    import tensorflow as tf
+
     try:
         with open("/proc/self/statm") as f:
             host = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -182,15 +182,18 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.write_line(f"{test} seed {seed}: {what} {value:.4g} {comparison} "
                                         f"{bound:.4g}")
     rises = sorted(RISES, key=RISES.get, reverse=True)[:3]
+    children = _peak_gib(resource.RUSAGE_CHILDREN)
     terminalreporter.write_line(
         f"peak memory of the pytest process: {_peak_gib():.2f} GiB, of the largest process it "
-        f"started: {_peak_gib(resource.RUSAGE_CHILDREN):.2f} GiB" + (
-            "; raised most by " + ", ".join(f"{test} (+{RISES[test]:.2f})" for test in rises)
-            if rises else ""))
+        f"started: {children:.2f} GiB" + (f" (in {LARGEST_CHILD[0]})" if LARGEST_CHILD else "")
+        + ("; raised most by " + ", ".join(f"{test} (+{RISES[test]:.2f})" for test in rises)
+           if rises else ""))
 
 
 RISES = {}  # test id: how far it raised the process's peak memory, GiB
 _PEAK_BEFORE = {}  # test id: the peak when it started
+LARGEST_CHILD = []  # the test that started the largest process so far
+_CHILDREN_BEFORE = {}  # test id: the largest started process's peak when it started
 
 
 def _peak_gib(who=resource.RUSAGE_SELF):
@@ -203,6 +206,7 @@ def _peak_gib(who=resource.RUSAGE_SELF):
 
 def pytest_runtest_logstart(nodeid, location):
     _PEAK_BEFORE[nodeid] = _peak_gib()
+    _CHILDREN_BEFORE[nodeid] = _peak_gib(resource.RUSAGE_CHILDREN)
 
 
 def pytest_runtest_logfinish(nodeid, location):
@@ -211,6 +215,9 @@ def pytest_runtest_logfinish(nodeid, location):
     rise = _peak_gib() - _PEAK_BEFORE.pop(nodeid)
     if rise >= 0.01:
         RISES[nodeid] = rise
+    children = _peak_gib(resource.RUSAGE_CHILDREN)
+    if children > _CHILDREN_BEFORE.pop(nodeid):
+        LARGEST_CHILD[:] = [nodeid]
 
 
 # the keys of Keras's global state when nothing was built: its settings, the policy and the seed
