@@ -29,8 +29,11 @@ train_images, test_images, channels = load(args)  # channels: 1, or 3 on Stacked
 
 
 def preprocess_images(images):
-    images = images.reshape((images.shape[0], 28, 28, channels)) / 255.
-    return np.where(images > .5, 1.0, 0.0).astype("float32")
+    # The tutorial's `images / 255.` then `np.where(images > .5, 1.0, 0.0)`,
+    # compared on the uint8 pixels: the same zeros and ones, without two
+    # float64 copies of the set (1 GB for Stacked MNIST's 26,000 test images).
+    images = images.reshape((images.shape[0], 28, 28, channels))
+    return (images > 127.5).astype("float32")
 
 
 train_images = preprocess_images(train_images)
@@ -130,6 +133,12 @@ def train_step(model, x, optimizer):
     optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
 
+# The tutorial calls compute_loss eagerly here; in a tf.function the same
+# estimate (its noise drawn by the function's own random ops) takes a third
+# of the time, and memory stays flat: eagerly, Stacked MNIST's 26,000 test
+# images grew the process by 3.3 GB (TensorFlow 2.21).
+test_loss = tf.function(compute_loss)
+
 epochs = args.epochs
 # set the dimensionality of the latent space to a plane for visualization later
 latent_dim = 2
@@ -165,7 +174,7 @@ for epoch in range(1, epochs + 1):
 
     loss = tf.keras.metrics.Mean()
     for test_x in test_dataset:
-        loss(compute_loss(model, test_x))
+        loss(test_loss(model, test_x))
     elbo = -loss.result()
     print(f"Epoch: {epoch}, Test set ELBO: {float(elbo):.4f}", flush=True)
     if args.samples:

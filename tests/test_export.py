@@ -38,23 +38,42 @@ def train(script, out, data_dir, *args):
     return script.main(small(out, data_dir, *args))
 
 
+# Each model's run, one after another in one process (one start of
+# TensorFlow, 6 s on some CPUs, for all of them)
+TRAIN = """
+import json, sys
+from gan_keras import train as gan_train
+from vae_keras import train as vae_train
+for script, argv in json.loads(sys.argv[1]):
+    assert {"gan": gan_train, "vae": vae_train}[script].main(argv) == 0
+"""
+
+
 class Trained(dict):
     """{model: its run directory}, each trained (2 epochs, epoch 1 kept)
-    the first time a test asks for it, in a process of its own: what a
-    training traces stays in the process that ran it (conftest.released),
-    and all seven in this one raised the suite's peak memory by 1.35 GiB."""
+    the first time a test asks for it, or for several at once (`train`), in
+    a process other than this one: what a training traces stays in the
+    process that ran it (conftest.released), and all seven in this one
+    raised the suite's peak memory by 1.35 GiB."""
 
     def __init__(self, data_dir, root):
         super().__init__()
         self.data_dir, self.root = data_dir, root
 
     def __missing__(self, model):
-        script, options = MODELS[model]
-        result = run_script(script, *small(self.root / model, self.data_dir, "--model", model,
-                                           "--epochs", 2, "--keep-epochs", 1, *options))
-        assert result.returncode == 0, result.stderr[-3000:]
-        self[model] = self.root / model
+        self.train([model])
         return self[model]
+
+    def train(self, models):
+        """Train those of `models` not trained yet, in one process."""
+        todo = [model for model in models if model not in self]
+        runs_ = [(MODELS[model][0][:3], small(self.root / model, self.data_dir, "--model", model,
+                                              "--epochs", 2, "--keep-epochs", 1,
+                                              *MODELS[model][1])) for model in todo]
+        if runs_:
+            result = run_script("-c", TRAIN, json.dumps(runs_))
+            assert result.returncode == 0, result.stderr[-3000:]
+        self.update({model: self.root / model for model in todo})
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +148,7 @@ def test_every_model_exports_what_plain_keras_and_tensorflow_load(trained, tmp_p
     within that tolerance of a rounding boundary."""
     folders, expected, computed = [], {}, {}
     rng = np.random.default_rng(0)
+    trained.train(MODELS)
     for model in MODELS:
         loaded = runs.open_run(trained[model])
         out = tmp_path / model / "export"

@@ -38,12 +38,13 @@ def checkpoint_epoch(out):
 
 # Per model: the script, its options and the training images, at batch 8: an
 # epoch of about a second on two CPU cores, long enough to be killed in the
-# middle of one.
+# middle of one. A GAN and a VAE: what a kill tests is the shared loop's and
+# the run directory's; that every model's state (InfoGAN's codes, the
+# VAE-GAN's three networks) comes back whole from its checkpoint is tested
+# in process, each model's test_resumed_run_equals_an_uninterrupted_one.
 MODELS = {
     "dcgan": ("gan_keras/train.py", [], 256),
     "conv_vae": ("vae_keras/train.py", [], 2048),
-    "infogan": ("gan_keras/train.py", ["--model", "infogan"], 128),
-    "vaegan": ("gan_keras/train.py", ["--model", "vaegan", "--noise-dim", "16"], 128),
 }
 EPOCHS = 5
 MEASURED = {"epoch", "seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb"}
