@@ -3,13 +3,14 @@ every loss (bce, lsgan, wgan-gp): report parameter counts by hand, the
 losses by hand, one step, short runs, resume, Fashion-MNIST."""
 import json
 import math
+import subprocess
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import history, run_script
+from conftest import command, environment, history, run_script
 from common import arguments, cli, data, runs
 from gan_keras import losses, presets, train
 from gan_keras.dcgan import DCGAN
@@ -177,6 +178,16 @@ def run_apart(synthetic_mnist, out, *args):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def runs_apart(synthetic_mnist, *runs_):
+    """Runs (out, args...) in processes of their own, at once."""
+    started = [subprocess.Popen(command("gan_keras/train.py", *argv(synthetic_mnist, *run)),
+                                env=environment(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for run in runs_]
+    for process in started:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+
+
 @pytest.mark.parametrize("model, preset, loss", RUNS)
 def test_two_epoch_run_writes_every_output(model, preset, loss, synthetic_mnist, tmp_path):
     out = tmp_path / "run"
@@ -212,8 +223,8 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, loss, synthetic_
     options = ["--model", model, "--preset", preset, "--loss", loss, "--seed", 3]
     if model == "vaegan":
         options += ["--noise-dim", 16, "--train-size", 128]
-    run_apart(synthetic_mnist, tmp_path / "straight", *options, "--epochs", 3)
-    run_apart(synthetic_mnist, tmp_path / "resumed", *options, "--epochs", 1)
+    runs_apart(synthetic_mnist, (tmp_path / "straight", *options, "--epochs", 3),
+               (tmp_path / "resumed", *options, "--epochs", 1))
     run_apart(synthetic_mnist, tmp_path / "resumed", *options, "--epochs", 3)
     straight, resumed = history(tmp_path / "straight"), history(tmp_path / "resumed")
     assert [r["epoch"] for r in resumed] == ["1", "2", "3"]
