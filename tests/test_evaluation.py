@@ -345,7 +345,10 @@ def test_compare_follows_the_modes_of_stacked_runs_epoch_by_epoch():
 
     loaded = ([stacked(f"pack1/seed_{i}", "pack1", i, (80 + i, 100 + i)) for i in range(3)]
               + [stacked(f"pack2/seed_{i}", "pack2", i, (300 + i, 500 + i)) for i in range(3)])
+    loaded[0]["evaluation"]["real_modes"] = {"modes": 1000, "mode_kl": 0.0232}
     said = compare.verdict(loaded)
+    assert ("The test images themselves hit 1000 modes, at a mode KL of 0.0232: the floor of "
+            "the mode metrics.") in said
     for when in ("At equal epochs", "At equal training time"):
         assert any(line.startswith(when) and "pack2 is better than pack1 by modes hit" in line
                    for line in said), said

@@ -91,6 +91,10 @@ def test_an_evaluator_reads_each_channel_as_a_digit(synthetic_mnist, tmp_path):
     assert scores["classifier_score"] == pytest.approx(1000, rel=1e-6)
     assert scores["coverage"] == 10 and scores["label_kl"] == pytest.approx(0.0)
     np.testing.assert_array_equal(modes_of(confident), modes)  # as the data labels them
+    evaluator.real = (features, confident)  # test images, read as 1000 different modes
+    assert evaluator.real_modes() == {"modes": 1000, "mode_kl": pytest.approx(0.0)}
+    evaluator.real = (features, np.repeat(confident[417:418], 1000, axis=0))
+    assert evaluator.real_modes() == {"modes": 1, "mode_kl": pytest.approx(math.log(1000))}
     collapsed = evaluator.statistics(features, np.repeat(confident[417:418], 1000, axis=0))
     assert (collapsed["modes"], collapsed["mode_kl"]) == (1, pytest.approx(math.log(1000)))
     assert collapsed["classifier_score"] == pytest.approx(1.0)

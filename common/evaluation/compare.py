@@ -224,6 +224,9 @@ def verdict(loaded, metric="fd"):
                       for sentence in spread.ranking(having, judged, LABELS[judged])]
     lines.append(f"Real training images score {loaded[0]['evaluation']['floor'][metric]:.3g} "
                  f"by {label}.")
+    if real := loaded[0]["evaluation"].get("real_modes"):
+        lines.append(f"The test images themselves hit {real['modes']} modes, at a mode KL of "
+                     f"{real['mode_kl']:.3g}: the floor of the mode metrics.")
     for run in scored:
         spent = sum(r["seconds"] for r in run["metrics"])
         trained = sum(r["seconds"] for r in run["history"])

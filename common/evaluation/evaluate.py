@@ -29,7 +29,7 @@ from common.progress import Progress
 # all) per device type: the full bound on a GPU (seconds); on a CPU about a
 # minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
-FORMAT = 4  # of evaluation.json: a stored evaluation of another format is computed again
+FORMAT = 5  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 def likelihood_budget(iw_samples, iw_images, test_images):
@@ -75,6 +75,7 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
               "labels": evaluator.labels(generated, asked)}
     step.update(2)
     result.update({"floor": evaluator.floor(loaded.data),
+                   "real_modes": evaluator.real_modes(),
                    "real_classifier_score": evaluator.real_classifier_score(),
                    "classifier_accuracy": trained.info["test_accuracy"]})
     step.finish()
@@ -98,6 +99,10 @@ def table(result):
              f"{result['classifier_accuracy']:.4f}, real test images' classifier score "
              f"{result['real_classifier_score']:.2f})",
              f"{'metric':28} {'model':>12} {'real floor':>12}"]
+    if result["real_modes"]:
+        lines.insert(1, f"the {s['samples']} test images themselves: "
+                        f"{result['real_modes']['modes']} modes, mode KL "
+                        f"{result['real_modes']['mode_kl']:.4f}")
     for name in (name for name in result["metrics"] if name != "samples"):
         lines.append(f"{LABELS[name]:28} {result['metrics'][name]:12.4g} "
                      f"{result['floor'][name]:12.4g}")
