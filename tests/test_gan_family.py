@@ -247,6 +247,8 @@ def test_infogan_mutual_information_loss_falls(synthetic_mnist, tmp_path, dynami
     # in bf16 emulated on AVX-512 without it (AVX512_CORE_VNNI, seeds 1 to 10): 0.656
     # to 0.752, 0.223 to 0.320 (0.273 +- 0.041): the accuracy's bound, 1.7x chance,
     # sits 2.5 standard deviations below that mean; the ratio (0.699 +- 0.028) 5.5 above.
+    # 2026-12-03, on a CPU without AVX-512 (AMD EPYC, Zen 3): fp32 0.666 to 0.710, 0.258
+    # to 0.313; bf16 emulated (CPU-bf16) 0.664 to 0.717, 0.273 to 0.305.
     margin.below("last / first info_loss", info[-1] / info[0], 0.85)
     margin.above("q_accuracy", float(history(out)[-1]["q_accuracy"]), 0.17)
 
