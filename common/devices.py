@@ -151,12 +151,18 @@ def speed_defaults(kind=None, *, fp32=False):
 def precision_note(precision):
     """A line for the user when `precision` is one this machine does badly,
     else None: fp16 without a GPU (TensorFlow 2.21 has no fast float16
-    convolution on a CPU; bench/precisions.py)."""
+    convolution on a CPU; bench/precisions.py), bf16 on a CPU without
+    bfloat16 instructions (emulated: docs/speed.md, "A CPU without AVX-512")."""
     import tensorflow as tf
 
-    if precision == "fp16" and not tf.config.list_physical_devices("GPU"):
+    if tf.config.list_physical_devices("GPU"):
+        return None
+    if precision == "fp16":
         return ("fp16 on a CPU is slow: TensorFlow's float16 convolutions there take about 200x "
                 "the time of fp32's (docs/speed.md); fp16 is for GPUs")
+    if precision == "bf16" and not cpu_has_bf16():
+        return ("this CPU has no bfloat16 instructions, so bf16 is emulated, slowly (a DCGAN "
+                "epoch took 12x fp32's on an AVX2 CPU: docs/speed.md); fp32 is its default")
     return None
 
 

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import history, run_script
 
+from common import devices
 from gan_keras import train as gan_train
 from vae_keras import train as vae_train
 
@@ -94,7 +95,8 @@ def test_mixed_precision_trains_the_same_model_and_resumes_in_another(
         synthetic_mnist, tmp_path, capsys, script, names, precisions, dynamics_seed, margin):
     """bf16 and fp16 (loss-scaled) losses track fp32's, each within 0.02 +
     5% of fp32's; weights stay float32; a run started in one precision
-    resumes in another. fp16 on a CPU says, in one line, that it is slow."""
+    resumes in another. fp16 on a CPU, and bf16 on a CPU without bfloat16
+    instructions, say in one line that they are slow."""
     seeded = ("--seed", dynamics_seed)
     reference = tmp_path / "fp32"
     assert run(script, synthetic_mnist, reference, "--epochs", 2, "--precision", "fp32",
@@ -104,8 +106,10 @@ def test_mixed_precision_trains_the_same_model_and_resumes_in_another(
         capsys.readouterr()
         assert run(script, synthetic_mnist, out, "--epochs", 1, "--precision", precision,
                    *seeded) == 0
-        noted = "note: fp16 on a CPU is slow" in capsys.readouterr().err
-        assert noted == (precision == "fp16" and not ON_GPU)
+        said = capsys.readouterr().err
+        assert ("note: fp16 on a CPU is slow" in said) == (precision == "fp16" and not ON_GPU)
+        assert ("bf16 is emulated, slowly" in said) == (
+            precision == "bf16" and not ON_GPU and not devices.cpu_has_bf16())
         assert run(script, synthetic_mnist, out, "--epochs", 2, "--precision", "fp32",
                    *seeded) == 0
         assert [int(r["epoch"]) for r in history(out)] == [1, 2]
