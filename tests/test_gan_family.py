@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import command, environment, history, run_script
+from conftest import command, environment, history
 from common import arguments, cli, data, runs
 from gan_keras import losses, presets, train
 from gan_keras.dcgan import DCGAN
@@ -172,14 +172,9 @@ def run(synthetic_mnist, out, *args):
     return train.main(argv(synthetic_mnist, out, *args))
 
 
-def run_apart(synthetic_mnist, out, *args):
-    """A short run as a user starts it, in a process of its own."""
-    result = run_script("gan_keras/train.py", *argv(synthetic_mnist, out, *args))
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 def runs_apart(synthetic_mnist, *runs_):
-    """Runs (out, args...) in processes of their own, at once."""
+    """Short runs (out, args...) as a user starts them, each in a process of
+    its own, all at once."""
     started = [subprocess.Popen(command("gan_keras/train.py", *argv(synthetic_mnist, *run)),
                                 env=environment(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True) for run in runs_]
@@ -225,7 +220,7 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, loss, synthetic_
         options += ["--noise-dim", 16, "--train-size", 128]
     runs_apart(synthetic_mnist, (tmp_path / "straight", *options, "--epochs", 3),
                (tmp_path / "resumed", *options, "--epochs", 1))
-    run_apart(synthetic_mnist, tmp_path / "resumed", *options, "--epochs", 3)
+    runs_apart(synthetic_mnist, (tmp_path / "resumed", *options, "--epochs", 3))
     straight, resumed = history(tmp_path / "straight"), history(tmp_path / "resumed")
     assert [r["epoch"] for r in resumed] == ["1", "2", "3"]
     for column in straight[0]:

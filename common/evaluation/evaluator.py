@@ -83,9 +83,7 @@ class Evaluator:
                   "coverage": metrics.class_coverage(digits),
                   "label_kl": metrics.label_kl_from_uniform(digits),
                   "precision": precision, "recall": recall}
-        if probabilities.ndim == 3:
-            modes = modes_of(probabilities)
-            scores.update(modes=metrics.modes_hit(modes), mode_kl=metrics.mode_kl(modes))
+        scores.update(mode_scores(probabilities))
         return scores
 
     def labels(self, images, asked=None):
@@ -110,16 +108,21 @@ class Evaluator:
         """On Stacked MNIST the floor of the mode metrics: the modes hit and
         the mode KL of the test images scored against, as the classifier
         reads them (about 1000, and near 0); {} on other data."""
-        probabilities = self.real[1]
-        if probabilities.ndim != 3:
-            return {}
-        modes = modes_of(probabilities)
-        return {"modes": metrics.modes_hit(modes), "mode_kl": metrics.mode_kl(modes)}
+        return mode_scores(self.real[1])
 
     def floor(self, data):
         """The same metrics for real training images: the best a model can
         expect at this sample size."""
         return self.compare(data.train_images[:self.n])
+
+
+def mode_scores(probabilities):
+    """On Stacked MNIST (probabilities per channel: n x 3 x 10) the modes
+    hit and the mode KL of the images; {} on other data."""
+    if probabilities.ndim != 3:
+        return {}
+    modes = modes_of(probabilities)
+    return {"modes": metrics.modes_hit(modes), "mode_kl": metrics.mode_kl(modes)}
 
 
 def modes_of(probabilities):
