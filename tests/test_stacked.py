@@ -143,12 +143,13 @@ def test_pack_1_is_the_model_without_packing(model, synthetic_mnist, monkeypatch
 
 def test_pack_2_halves_what_the_discriminator_sees():
     """With --pack 2 the discriminator takes two images' channels and judges
-    half as many."""
+    half as many, and its step adds the packing's operations."""
     batch = (tf.random.stateless_uniform([8, 28, 28, 1], [1, 2], -1, 1), tf.zeros([8], tf.int32))
     packed = DCGAN(seed=4, pack=2)
     assert packed.discriminator.input_shape == (None, 28, 28, 2)
     out = packed.train_step(batch)
     assert all(np.isfinite(float(v)) for v in out.values())
+    assert _step_ops(packed).count("Transpose") > _step_ops(DCGAN(seed=4)).count("Transpose")
 
 
 # a run on Stacked MNIST, as small as one can be
