@@ -188,6 +188,7 @@ def main(parser, build, argv=None):
             if getattr(args, name) is None:
                 setattr(args, name, value)
         devices.check_precision(args.precision)
+        devices.check_jit(args.jit, strategy)
         evaluator = None
         if args.metrics_every:  # first: training the classifier reseeds Keras
             from common.evaluation import classifier
@@ -205,6 +206,10 @@ def main(parser, build, argv=None):
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
+        if args.batch_size * model.batches_per_step > len(dataset.train_images):
+            raise UsageError(f"a train step takes {model.batches_per_step} batches of "
+                             f"{args.batch_size} images, more than the training set's "
+                             f"{len(dataset.train_images)}: choose a smaller --batch-size")
         run.start({"model": args.model, "args": vars(args), "data": dataset.source,
                    "command": resume_command(parser, vars(args),
                                              sys.modules[build.__module__].__file__),

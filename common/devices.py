@@ -4,6 +4,7 @@ settings each device type uses by default (measured with python -m
 common.bench; docs/speed.md). TensorFlow is imported by the functions that
 ask it, so that a command checks GAN_VAE_DEVICE_TYPE (forced_type) before
 TensorFlow starts."""
+import functools
 import os
 
 from common.errors import UsageError
@@ -119,6 +120,17 @@ def check_precision(precision):
                          f"fp32, or lift the cap")
 
 
+def check_jit(jit, strategy):
+    """A UsageError for XLA across replicas that are not all GPUs: Keras
+    sums the replicas' gradients with a merge_call, which TensorFlow allows
+    in an XLA-compiled step only on GPUs (docs/distributed.md)."""
+    if jit and strategy is not None and not all(
+            "GPU" in device.upper() for device in strategy.extended.worker_devices):
+        raise UsageError("--jit cannot compile a step that runs on several CPU replicas "
+                         "(TensorFlow sums their gradients outside XLA only on GPUs): use "
+                         "--no-jit, or --strategy none")
+
+
 def cpu_flags():
     """The CPU's flags as /proc/cpuinfo lists them ("" where there is none)."""
     try:
@@ -183,8 +195,19 @@ def make_strategy(name):
         name = "mirrored" if len(gpus) > 1 else "none"
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
+        return _mirrored(tuple(device.name for device in devices))
     return None
+
+
+@functools.cache
+def _mirrored(devices):
+    """One MirroredStrategy per set of devices and process: the collective
+    operations of a second would reuse the first's keys, and TensorFlow
+    aborts when the tensors behind a key change shape (a second model
+    trained in the same process)."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(list(devices))
 
 
 def memory_mb():

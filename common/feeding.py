@@ -5,21 +5,24 @@ set resident on the training device, shuffled and batched inside the graph.
 Either way the set is prepared once (model.prepare) and each epoch is a new
 permutation drawn from (seed, epoch), so a resumed run sees the order an
 uninterrupted one would have; the last, smaller batch is kept, as in the
-TensorFlow tutorials, except across several replicas."""
+TensorFlow tutorials, except across several replicas and for a step that
+takes several batches at once."""
 import math
 
 import tensorflow as tf
 
 
-def feed(data, prepare, batch_size, seed, *, strategy=None, on_device=False):
+def feed(data, prepare, batch_size, seed, *, strategy=None, on_device=False, whole=False):
     """The feed of `data`'s training set: feed.steps batches an epoch and
     feed.epoch(n, skip=0), an iterator of (images, labels) batches that a
     tf.function calls next() on, past the epoch's first `skip` batches (a
-    run resumed inside an epoch)."""
+    run resumed inside an epoch). `whole`: the last, smaller batch is
+    dropped (a step that splits its batch into equal shares)."""
     images, labels = prepare(data.train_images), tf.cast(data.train_labels, tf.int32)
+    whole = whole or strategy is not None
     if on_device and strategy is None:
-        return OnDevice(images, labels, batch_size, seed)
-    return Pipeline(images, labels, batch_size, seed, strategy)
+        return OnDevice(images, labels, batch_size, seed, whole)
+    return Pipeline(images, labels, batch_size, seed, whole, strategy)
 
 
 class Pipeline:
@@ -28,16 +31,15 @@ class Pipeline:
     the replicas, and the last, smaller batch is dropped: it may hold fewer
     images than there are replicas."""
 
-    def __init__(self, images, labels, batch_size, seed, strategy=None):
+    def __init__(self, images, labels, batch_size, seed, whole, strategy=None):
         self.dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         self.size, self.batch_size, self.seed = len(labels), batch_size, seed
-        self.strategy = strategy
-        self.steps = (self.size // batch_size if strategy is not None
-                      else math.ceil(self.size / batch_size))
+        self.strategy, self.whole = strategy, whole
+        self.steps = self.size // batch_size if whole else math.ceil(self.size / batch_size)
 
     def epoch(self, epoch, skip=0):
         dataset = (self.dataset.shuffle(self.size, seed=self.seed * 100_003 + epoch)
-                   .batch(self.batch_size, drop_remainder=self.strategy is not None)
+                   .batch(self.batch_size, drop_remainder=self.whole)
                    .skip(skip)
                    .prefetch(tf.data.AUTOTUNE))
         if self.strategy is not None:
@@ -52,10 +54,10 @@ class OnDevice:
     crosses from the host. The iterator is this object: next() reads and
     advances a position variable."""
 
-    def __init__(self, images, labels, batch_size, seed):
+    def __init__(self, images, labels, batch_size, seed, whole):
         self.images, self.labels = images, labels
         self.size, self.batch_size, self.seed = len(labels), batch_size, seed
-        self.steps = math.ceil(self.size / batch_size)
+        self.steps = self.size // batch_size if whole else math.ceil(self.size / batch_size)
         self.order = tf.Variable(tf.range(self.size), trainable=False)
         self.position = tf.Variable(0, trainable=False)
 

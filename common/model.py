@@ -43,6 +43,7 @@ class GenerativeModel(abc.ABC):
     """
 
     eval_metrics = ()
+    batches_per_step = 1  # batches a train step takes at once (GAN.train_step: WGAN-GP's)
     conditional = False  # True: the model generates a digit it is given
     has_likelihood = False  # True: likelihood() bounds the test set's log-likelihood
     inputs = {}
@@ -157,7 +158,17 @@ def apply_gradients(optimizer, tape, loss, variables):
     fp32: a scale of 1, the plain gradient."""
     import tensorflow as tf
 
-    scale = (optimizer.scale_loss(tf.ones_like(loss))
-             / tf.distribute.get_replica_context().num_replicas_in_sync)
+    replicas = tf.distribute.get_replica_context()
+    scale = optimizer.scale_loss(tf.ones_like(loss)) / replicas.num_replicas_in_sync
     gradients = tape.gradient(loss, variables, output_gradients=scale)
+    if hasattr(optimizer, "inner_optimizer") and replicas.num_replicas_in_sync > 1:
+        # Keras's loss scaling looks for an overflow in the first replica's
+        # gradients only, before they are summed: an inf on another would
+        # reach the weights. Every replica's gradients become inf where any
+        # replica's are not finite, so that all skip the step and the scale halves.
+        overflows = replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(
+            tf.logical_not(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                                          for g in gradients if g is not None])), tf.float32))
+        gradients = [g if g is None else tf.where(overflows == 0, g, tf.constant(np.inf, g.dtype))
+                     for g in gradients]
     optimizer.apply_gradients(zip(gradients, variables))

@@ -70,8 +70,9 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         scalars = (*model.metrics, *model.eval_metrics)
         columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
                    *devices.memory_mb())
-        batches = feeding.feed(data, model.prepare, batch_size, seed, strategy=strategy,
-                               on_device=data_on_device)
+        per_step = batch_size * model.batches_per_step
+        batches = feeding.feed(data, model.prepare, per_step, seed, strategy=strategy,
+                               on_device=data_on_device, whole=model.batches_per_step > 1)
         run_steps = _stepper(model.train_step, strategy, jit, checkpoints.progress, _weights(model))
         if checkpoints.saved:
             print(f"Resuming {run.path} from its checkpoint after epoch {start}"

@@ -5,6 +5,7 @@ are in presets.py."""
 import keras
 from keras import layers
 
+from common.layers import Dropout, batch_normalization
 from gan_keras.gan import GAN, torch_batch_norm
 
 
@@ -15,14 +16,14 @@ def tutorial_generator(noise_dim=100, channels=1):
     return keras.Sequential([
         layers.Input((noise_dim,)),
         layers.Dense(7 * 7 * 256, use_bias=False),
-        layers.BatchNormalization(),
+        batch_normalization(),
         layers.LeakyReLU(),
         layers.Reshape((7, 7, 256)),
         layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),
-        layers.BatchNormalization(),
+        batch_normalization(),
         layers.LeakyReLU(),
         layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),
-        layers.BatchNormalization(),
+        batch_normalization(),
         layers.LeakyReLU(),
         layers.Conv2DTranspose(channels, 5, strides=2, padding="same", use_bias=False,
                                activation="tanh"),
@@ -36,10 +37,10 @@ def tutorial_discriminator(channels=1):
         layers.Input((28, 28, channels)),
         layers.Conv2D(64, 5, strides=2, padding="same"),
         layers.LeakyReLU(),
-        layers.Dropout(0.3),
+        Dropout(0.3),
         layers.Conv2D(128, 5, strides=2, padding="same"),
         layers.LeakyReLU(),
-        layers.Dropout(0.3),
+        Dropout(0.3),
         layers.Flatten(),
         layers.Dense(1),
     ], name="discriminator")

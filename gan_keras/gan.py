@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras import layers
 
 from common.images import grid
+from common.layers import batch_normalization
 from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
                           with_channels)
 from gan_keras import losses
@@ -17,7 +18,7 @@ def torch_batch_norm():
     reports written in PyTorch (001, 002, 004). With Keras's own 0.99, the
     statistics used at inference lag about a hundred steps behind the
     training's, and early pictures and reconstructions come out wrong."""
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    return batch_normalization(momentum=0.9, epsilon=1e-5)
 
 
 def pack(images, m):
@@ -52,6 +53,7 @@ class GAN(GenerativeModel):
         preset = preset or next(iter(self.networks_by_preset))
         make_generator, make_discriminator = self.networks_by_preset[preset]
         self.noise_dim, self.loss, self.pack = noise_dim, losses.LOSSES[loss], pack
+        self.batches_per_step = self.loss.critic_steps
         self.inputs = {"noise": Input((noise_dim,), "float32", "normal, N(0, I)")}
         self.generator = make_generator(noise_dim, channels)
         self.discriminator = self.make_discriminator(make_discriminator, channels)
@@ -85,36 +87,36 @@ class GAN(GenerativeModel):
     @tf.function
     def train_step(self, batch):
         """The tutorial's step: both networks' losses from one noise batch,
-        one tape each. With several critic steps per generator step
-        (WGAN-GP), the generator is updated on every critic_steps-th call.
-        The discriminator sees real and generated images packed (`pack`)."""
-        real, _ = batch
+        one tape each, the discriminator's update then the generator's.
+        With several critic steps per generator step (WGAN-GP), the batch
+        holds one share of images per critic step (the loop feeds
+        batches_per_step batches at once): the critic takes a step on each
+        share, the generator one on the last's losses (Gulrajani et al.
+        2017, Algorithm 1); the scalars returned are the last share's."""
+        for share, last in shares(batch[0], self.loss.critic_steps):
+            with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+                scalars = self.losses(share)
+            _apply(self.discriminator_optimizer, d_tape, scalars["d_loss"], self.discriminator)
+            if last:
+                _apply(self.generator_optimizer, g_tape, scalars["g_loss"], self.generator)
+        return scalars
+
+    def losses(self, real):
+        """The scalars of one step on the real images `real` (a model's
+        `metrics`), g_loss and d_loss among them: the generated images from
+        new noise, both packed (`pack`) for the discriminator."""
         noise = self.rng.normal([tf.shape(real)[0], self.noise_dim])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = pack(self.generator(noise, training=True), self.pack)
-            real = pack(real, self.pack)
-            real_out = self.discriminator(real, training=True)
-            fake_out = self.discriminator(fake, training=True)
-            g_loss = self.loss.generator(fake_out)
-            d_loss = self.loss.real(real_out) + self.loss.fake(fake_out)
-            if self.loss.penalty:
-                d_loss += self.loss.penalty * losses.gradient_penalty(
-                    self.discriminator, real, fake, self.rng)
-        self._update(d_tape, d_loss, g_tape, g_loss)
-        return {"g_loss": g_loss, "d_loss": d_loss,
+        fake = pack(self.generator(noise, training=True), self.pack)
+        real = pack(real, self.pack)
+        real_out = self.discriminator(real, training=True)
+        fake_out = self.discriminator(fake, training=True)
+        d_loss = self.loss.real(real_out) + self.loss.fake(fake_out)
+        if self.loss.penalty:
+            d_loss += self.loss.penalty * losses.gradient_penalty(
+                self.discriminator, real, fake, self.rng)
+        return {"g_loss": self.loss.generator(fake_out), "d_loss": d_loss,
                 "d_real": tf.reduce_mean(self.loss.score(real_out)),
                 "d_fake": tf.reduce_mean(self.loss.score(fake_out))}
-
-    def _update(self, d_tape, d_loss, g_tape, g_loss):
-        """The discriminator's step, then the generator's: on every call, or
-        on every critic_steps-th with several critic steps (WGAN-GP)."""
-        _apply(self.discriminator_optimizer, d_tape, d_loss, self.discriminator)
-        if self.loss.critic_steps == 1:
-            _apply(self.generator_optimizer, g_tape, g_loss, self.generator)
-        else:
-            tf.cond(self.discriminator_optimizer.iterations % self.loss.critic_steps == 0,
-                    lambda: _apply(self.generator_optimizer, g_tape, g_loss, self.generator),
-                    lambda: tf.constant(False))
 
     def draw(self, n, seed=0, digit=None):
         return {"noise": tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])}
@@ -143,7 +145,17 @@ class GAN(GenerativeModel):
                     scale=3)
 
 
+def shares(images, n):
+    """(share, whether it is the last) for the n equal shares of a batch of
+    `images`: the batch itself when n is 1. Python's loop, unrolled in the
+    graph: an optimizer step inside TensorFlow's control flow cannot reach
+    the other tf.distribute replicas."""
+    if n == 1:
+        return [(images, True)]
+    size = tf.shape(images)[0] // n
+    return [(images[i * size:(i + 1) * size], i == n - 1) for i in range(n)]
+
+
 def _apply(optimizer, tape, loss, network):
     """One optimizer step on `network`'s trainable variables."""
     apply_gradients(optimizer, tape, loss, network.trainable_variables)
-    return tf.constant(True)

@@ -88,31 +88,26 @@ class InfoGAN(GAN):
         """Q predicts the codes of each of the images of a pack."""
         return make(channels * self.pack, samples=self.pack)
 
-    @tf.function
-    def train_step(self, batch):
-        """GAN's step with Q: the codes' mutual-information bound joins both
-        networks' losses. With packing, Q's outputs for a pack are the codes
-        of its images in turn."""
-        real, _ = batch
+    def losses(self, real):
+        """GAN's losses with Q's: the codes' mutual-information bound joins
+        both networks' losses. With packing, Q's outputs for a pack are the
+        codes of its images in turn."""
         noise, category, continuous = self._codes(self.rng, tf.shape(real)[0])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake = pack(self.generator(self._input(noise, category, continuous), training=True),
-                        self.pack)
-            real = pack(real, self.pack)
-            real_out, _ = self.discriminator(real, training=True)
-            fake_out, q = self.discriminator(fake, training=True)
-            if self.pack > 1:  # one row of codes per image, the last n % pack left out
-                q = tf.reshape(q, [-1, CATEGORIES + CONTINUOUS])
-                category, continuous = category[:tf.shape(q)[0]], continuous[:tf.shape(q)[0]]
-            info = self._info_loss(category, continuous, q)
-            g_loss = self.loss.generator(fake_out) + INFO_WEIGHT * info
-            d_loss = self.loss.real(real_out) + self.loss.fake(fake_out) + INFO_WEIGHT * info
-            if self.loss.penalty:
-                d_loss += self.loss.penalty * losses.gradient_penalty(
-                    self.discriminator, real, fake, self.rng)
-        self._update(d_tape, d_loss, g_tape, g_loss)
+        fake = pack(self.generator(self._input(noise, category, continuous), training=True),
+                    self.pack)
+        real = pack(real, self.pack)
+        real_out, _ = self.discriminator(real, training=True)
+        fake_out, q = self.discriminator(fake, training=True)
+        if self.pack > 1:  # one row of codes per image, the last n % pack left out
+            q = tf.reshape(q, [-1, CATEGORIES + CONTINUOUS])
+            category, continuous = category[:tf.shape(q)[0]], continuous[:tf.shape(q)[0]]
+        info = self._info_loss(category, continuous, q)
+        d_loss = self.loss.real(real_out) + self.loss.fake(fake_out) + INFO_WEIGHT * info
+        if self.loss.penalty:
+            d_loss += self.loss.penalty * losses.gradient_penalty(
+                self.discriminator, real, fake, self.rng)
         guessed = tf.argmax(q[:, :CATEGORIES], axis=1, output_type=tf.int32)
-        return {"g_loss": g_loss, "d_loss": d_loss,
+        return {"g_loss": self.loss.generator(fake_out) + INFO_WEIGHT * info, "d_loss": d_loss,
                 "d_real": tf.reduce_mean(self.loss.score(real_out)),
                 "d_fake": tf.reduce_mean(self.loss.score(fake_out)),
                 "info_loss": info,

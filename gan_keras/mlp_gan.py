@@ -6,6 +6,7 @@ import functools
 import keras
 from keras import layers
 
+from common.layers import Dropout
 from gan_keras.gan import GAN
 
 
@@ -25,7 +26,7 @@ def mlp_discriminator(channels=1, *, hidden, slope, dropout=0.0):
     (+ Dropout) for each hidden width -> one logit."""
     def block(width):
         return [layers.Dense(width), layers.LeakyReLU(slope)] + (
-            [layers.Dropout(dropout)] if dropout else [])
+            [Dropout(dropout)] if dropout else [])
     return keras.Sequential([
         layers.Input((28, 28, channels)),
         layers.Flatten(),

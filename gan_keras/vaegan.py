@@ -12,7 +12,7 @@ from common.images import labelled_rows
 from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
                           with_channels)
 from gan_keras import losses
-from gan_keras.gan import GAN, pack, torch_batch_norm
+from gan_keras.gan import GAN, pack, shares, torch_batch_norm
 from vae_keras.elbo import kl_analytic
 from vae_keras.vae import Reparameterize
 
@@ -84,7 +84,7 @@ class VAEGAN(GenerativeModel):
     def __init__(self, data, *, noise_dim=128, loss="bce", learning_rate=3e-4, beta_1=0.5,
                  gamma=1e-3, seed=0, pack=1):
         self.latent_dim, self.gamma, self.loss = noise_dim, gamma, losses.LOSSES[loss]
-        self.pack = pack
+        self.pack, self.batches_per_step = pack, self.loss.critic_steps
         self.inputs = {"latent": Input((noise_dim,), "float32", "normal, N(0, I): the prior")}
         self.encoder = vaegan_encoder(noise_dim, data.channels)
         self.decoder = vaegan_decoder(noise_dim, data.channels)
@@ -108,9 +108,24 @@ class VAEGAN(GenerativeModel):
 
     @tf.function
     def train_step(self, batch):
-        """Larsen et al. 2016, Algorithm 1, with one tape: the encoder
-        minimizes L_prior + L_llike, the decoder gamma L_llike + its
-        adversarial loss on reconstructions and prior samples, the
+        """Larsen et al. 2016, Algorithm 1, with one tape: the discriminator's
+        update, then the encoder's and the decoder's, from the losses of
+        `losses`. With several critic steps per update of the autoencoder
+        (WGAN-GP), the batch holds one share per critic step, as a GAN's
+        (gan.shares)."""
+        for share, last in shares(batch[0], self.loss.critic_steps):
+            with tf.GradientTape(persistent=True) as tape:
+                scalars = self.losses(share)
+                encoder_loss = scalars["prior"] + scalars["feature_reconstruction"]
+            self._apply("discriminator", tape, scalars["d_loss"])
+            if last:
+                self._apply("encoder", tape, encoder_loss)
+                self._apply("decoder", tape, scalars["decoder_loss"])
+        return scalars
+
+    def losses(self, x):
+        """The encoder minimizes L_prior + L_llike, the decoder gamma L_llike
+        + its adversarial loss on reconstructions and prior samples, the
         discriminator its loss on real, reconstructed and prior-sampled
         images. L_llike = -log N(Dis_l(x); Dis_l(x~), I) up to a constant,
         the paper's eq. 8 and 9.
@@ -123,45 +138,30 @@ class VAEGAN(GenerativeModel):
         With packing (`pack` > 1) it judges packs of each kind, and Dis_l
         compares a pack of real images with the pack of their
         reconstructions."""
-        x, _ = batch
         n = tf.shape(x)[0]
-        with tf.GradientTape(persistent=True) as tape:
-            mean, logvar = tf.split(tf.cast(self.encoder(x, training=True), tf.float32), 2,
-                                    axis=1)
-            z = self.reparameterize(mean, logvar, self.rng.normal(tf.shape(mean)))
-            decoded = tf.cast(self.decoder(
-                tf.concat([z, self.rng.normal([n, self.latent_dim])], 0), training=True), x.dtype)
-            real, sampled = pack(x, self.pack), pack(decoded[n:], self.pack)
-            packs = tf.shape(real)[0]
-            out, features = self.discriminator(
-                tf.concat([real, pack(decoded[:n], self.pack), sampled], 0), training=True)
-            real_out, recon_out, sampled_out = out[:packs], out[packs:2 * packs], out[2 * packs:]
-            real_features, recon_features = features[:packs], features[packs:2 * packs]
-            prior = tf.reduce_mean(kl_analytic(mean, logvar))
-            feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(tf.reshape(
-                tf.cast(real_features - recon_features, tf.float32), [packs, -1]) ** 2, axis=1))
-            d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
-                      + self.loss.fake(sampled_out))
-            if self.loss.penalty:
-                d_loss += self.loss.penalty * losses.gradient_penalty(
-                    self.discriminator, real, sampled, self.rng)
-            decoder_loss = (self.gamma * feature_reconstruction
-                            + self.loss.generator(recon_out) + self.loss.generator(sampled_out))
-            encoder_loss = prior + feature_reconstruction
-        self._apply("discriminator", tape, d_loss)
-
-        def update_autoencoder():
-            self._apply("encoder", tape, encoder_loss)
-            self._apply("decoder", tape, decoder_loss)
-            return tf.constant(True)
-
-        if self.loss.critic_steps == 1:
-            update_autoencoder()
-        else:  # WGAN-GP: the encoder and decoder on every critic_steps-th step
-            tf.cond(self.optimizers["discriminator_optimizer"].iterations
-                    % self.loss.critic_steps == 0, update_autoencoder, lambda: tf.constant(False))
-        return {"prior": prior, "feature_reconstruction": feature_reconstruction,
-                "decoder_loss": decoder_loss, "d_loss": d_loss,
+        mean, logvar = tf.split(tf.cast(self.encoder(x, training=True), tf.float32), 2, axis=1)
+        z = self.reparameterize(mean, logvar, self.rng.normal(tf.shape(mean)))
+        decoded = tf.cast(self.decoder(
+            tf.concat([z, self.rng.normal([n, self.latent_dim])], 0), training=True), x.dtype)
+        real, sampled = pack(x, self.pack), pack(decoded[n:], self.pack)
+        packs = tf.shape(real)[0]
+        out, features = self.discriminator(
+            tf.concat([real, pack(decoded[:n], self.pack), sampled], 0), training=True)
+        real_out, recon_out, sampled_out = out[:packs], out[packs:2 * packs], out[2 * packs:]
+        real_features, recon_features = features[:packs], features[packs:2 * packs]
+        feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(tf.reshape(
+            tf.cast(real_features - recon_features, tf.float32), [packs, -1]) ** 2, axis=1))
+        d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
+                  + self.loss.fake(sampled_out))
+        if self.loss.penalty:
+            d_loss += self.loss.penalty * losses.gradient_penalty(
+                self.discriminator, real, sampled, self.rng)
+        return {"prior": tf.reduce_mean(kl_analytic(mean, logvar)),
+                "feature_reconstruction": feature_reconstruction,
+                "decoder_loss": (self.gamma * feature_reconstruction
+                                 + self.loss.generator(recon_out)
+                                 + self.loss.generator(sampled_out)),
+                "d_loss": d_loss,
                 "d_real": tf.reduce_mean(self.loss.score(real_out)),
                 "d_fake": tf.reduce_mean(self.loss.score(recon_out))}
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import layers
 
 from common import images
+from common.layers import replica_seed
 from common.model import (GenerativeModel, Input, apply_gradients, conditional_labels,
                           make_optimizer, pictures, with_channels)
 from vae_keras import elbo
@@ -35,8 +36,8 @@ class Reparameterize(layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, mean, logvar, eps=None):
-        if eps is None:
-            eps = keras.random.normal(tf.shape(mean), seed=self.seed_generator)
+        if eps is None:  # each tf.distribute replica its own (as keras.random.normal on one)
+            eps = tf.random.stateless_normal(tf.shape(mean), replica_seed(self.seed_generator))
         return mean + tf.exp(0.5 * logvar) * eps
 
 
