@@ -197,7 +197,9 @@ def ours(args, script, variant, out):
     that builds the model (common.runs.script_for)."""
     command = [sys.executable, script.__file__, "--model", args.model,
                "--train-size", str(args.images), "--epochs", str(args.epochs),
-               "--out", str(out), "--fresh", "--metrics-every", "0", "--seed", "1"]
+               "--out", str(out), "--fresh", "--metrics-every", "0", "--seed", "1",
+               # on the one device the reference uses, unless a variant says otherwise
+               "--strategy", "none"]
     # a model's own evaluation (the VAEs' test ELBO) at the last epoch only:
     # the reference's is outside its timing too
     evaluation = ["--eval-every", str(args.epochs)]

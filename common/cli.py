@@ -102,6 +102,10 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
         help="compile the train step with XLA (default: as measured fastest on the device type)")
     add("--steps-per-call", type=positive_int, default=None,
         help="train steps per graph call (default: as measured fastest on the device type)")
+    add("--deterministic", action="store_true",
+        help="TensorFlow's op determinism: a step computes the same bits every time, on a GPU "
+             "too (no cuDNN autotuning, no atomic reductions), so that a resumed run is bit "
+             "for bit the uninterrupted one there; slower (docs/reliability.md)")
     add("--profile-epoch", type=non_negative_int, default=0,
         help="record a TensorFlow profile of this epoch's train steps in the run's logs/ "
              "(TensorBoard's Profile tab, with tensorboard-plugin-profile); 0: none")
@@ -189,6 +193,10 @@ def main(parser, build, argv=None):
                 setattr(args, name, value)
         devices.check_precision(args.precision)
         devices.check_jit(args.jit, strategy)
+        if args.deterministic:  # for this process: TensorFlow has no public way back
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
         evaluator = None
         if args.metrics_every:  # first: training the classifier reseeds Keras
             from common.evaluation import classifier
@@ -197,7 +205,7 @@ def main(parser, build, argv=None):
             trained = classifier.load_or_train(everything, classifier.cache_dir(
                 run.path, args.classifier_dir))
             evaluator = Evaluator(trained, everything, args.metrics_samples)
-        device = devices.describe()
+        device = devices.describe(strategy)
         keras.mixed_precision.set_global_policy(devices.PRECISIONS[args.precision])
         if note := devices.precision_note(args.precision):
             print(f"{parser.prog}: note: {note}", file=sys.stderr)
@@ -218,7 +226,8 @@ def main(parser, build, argv=None):
                   fresh=args.fresh)
         replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
         print(f"Training {args.model} on {device}{replicas}: {len(dataset.train_images)} "
-              f"{args.dataset} training images, batch {args.batch_size}, {args.precision}, seed "
+              f"{args.dataset} training images, batch {args.batch_size}, {args.precision}"
+              f"{', deterministic ops' if args.deterministic else ''}, seed "
               f"{args.seed}, into {run.path}", flush=True)
         training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
                        seed=args.seed, save_every=args.save_every,

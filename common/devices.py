@@ -51,8 +51,10 @@ SPEED_DEFAULTS = {
 }
 
 
-def describe():
-    """The device TensorFlow trains on, in words, for the log and config.json."""
+def describe(strategy=None):
+    """The devices TensorFlow trains on, in words, for the log and
+    config.json: the CPU, GPU:0, or the GPUs a `strategy` spans, and how
+    many GPUs this process leaves unused."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -61,8 +63,11 @@ def describe():
     if not gpus:
         return f"CPU (TensorFlow {tf.__version__} sees no GPU{notes})"
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-    unused = f" ({len(gpus) - 1} more GPUs unused)" if len(gpus) > 1 else ""
-    return f"GPU:0 {name}{unused}" + (f" ({notes[2:]})" if notes else "")
+    used = 1 if strategy is None else sum(
+        "GPU" in device.upper() for device in strategy.extended.worker_devices)
+    unused = f", {len(gpus) - used} more unused" if len(gpus) > used else ""
+    where = f"GPU:0 {name}" if used == 1 else f"{used} GPUs, {name}"
+    return f"{where} ({len(gpus)} GPU{'s' if len(gpus) > 1 else ''} seen{unused}{notes})"
 
 
 def device_type():

@@ -24,7 +24,8 @@ from common.errors import UsageError
 RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
                          "checkpoint_every", "keep_epochs", "eval_every", "metrics_every",
                          "metrics_samples", "classifier_dir", "strategy", "precision", "jit",
-                         "steps_per_call", "data_on_device", "profile_epoch", "on_nonfinite"})
+                         "steps_per_call", "data_on_device", "profile_epoch", "on_nonfinite",
+                         "deterministic"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.

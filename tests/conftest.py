@@ -40,6 +40,10 @@ import pytest
 pytest_plugins = ["pytester"]  # test_guard.py runs a pytest session of its own
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# On a GPU host the pytest process and the runs it starts share the GPUs: each
+# takes memory as it needs it, where TensorFlow would reserve nearly all of a
+# GPU in the first process to touch it (set before TensorFlow is imported)
+os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
 
 ROOT = Path(__file__).resolve().parents[1]
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

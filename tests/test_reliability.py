@@ -705,3 +705,18 @@ def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path):
     process.send_signal(signal.SIGHUP)
     assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
     assert epochs(out) == [1, 2, 3] and events(out) == []
+
+
+def test_deterministic_ops_are_said_recorded_and_kept_on_resume(synthetic_mnist, tmp_path):
+    """--deterministic turns on TensorFlow's op determinism for the process
+    (a process of its own: it cannot be turned off again), says so, and
+    config.json records it, in the command that resumes the run too; the
+    run trains (every op of a step has a deterministic kernel on the CPU)."""
+    done = run_script("gan_keras/train.py", "--model", "mlp_gan", "--deterministic",
+                      "--data-dir", synthetic_mnist, "--epochs", 1, "--metrics-every", 0,
+                      "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ", deterministic ops, seed" in done.stdout
+    config = RunDir(tmp_path / "run").read_config()
+    assert config["args"]["deterministic"] is True
+    assert "--deterministic" in config["command"].split()

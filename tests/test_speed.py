@@ -220,6 +220,7 @@ def test_a_cap_on_onednn_s_instructions_below_bfloat16_reads_as_a_cpu_without_it
     assert devices.device_type() == "CPU-bf16"
 
 
+@pytest.mark.skipif(ON_GPU, reason="a GPU runs bf16 and fp16 whatever the CPU's cap")
 def test_mixed_precision_on_a_cpu_capped_below_avx512_is_one_line_exit_2(
         synthetic_mnist, tmp_path, monkeypatch, capsys):
     """Under ONEDNN_MAX_CPU_ISA=AVX2 an AVX-512 CPU has no oneDNN kernels for
@@ -254,3 +255,24 @@ def test_an_unknown_device_type_is_one_line_exit_2(synthetic_mnist, tmp_path):
         "train.py: error: GAN_VAE_DEVICE_TYPE=TPU: expected one of CPU, CPU-bf16, GPU (or "
         "unset, to read the machine's)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_device_line_says_how_many_gpus_a_run_uses(monkeypatch):
+    """On a host of 4 GPUs: a run on GPU:0 leaves 3 unused, a mirrored run
+    over 2 names both."""
+    import types
+
+    from common import devices
+
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(4)]
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"device_name": "NVIDIA H100"})
+    monkeypatch.delenv(devices.ISA_VARIABLE, raising=False)
+    monkeypatch.delenv(devices.DEVICE_TYPE_VARIABLE, raising=False)
+    two = types.SimpleNamespace(extended=types.SimpleNamespace(
+        worker_devices=["/job:localhost/replica:0/task:0/device:GPU:0",
+                        "/job:localhost/replica:0/task:0/device:GPU:1"]))
+    assert devices.describe() == "GPU:0 NVIDIA H100 (4 GPUs seen, 3 more unused)"
+    assert devices.describe(two) == "2 GPUs, NVIDIA H100 (4 GPUs seen, 2 more unused)"

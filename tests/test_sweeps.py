@@ -67,6 +67,34 @@ def test_local_workers_divide_the_cpu_or_take_a_gpu_each(monkeypatch):
     assert all(slot["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for slot in sweep._slots(3))
 
 
+MIG_LISTING = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5d5ba0d6-aaaa)
+  MIG 3g.20gb     Device  0: (UUID: MIG-c6d4f1ef-bbbb)
+  MIG 3g.20gb     Device  1: (UUID: MIG-cd2c0b9f-cccc)
+GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-7e1ca0d6-dddd)
+"""
+
+
+def test_mig_instances_are_devices_of_their_own_named_by_uuid():
+    """nvidia-smi -L lists a GPU split into MIG instances, then each
+    instance: the instances are the devices (by UUID, the only name
+    CUDA_VISIBLE_DEVICES takes for one), not the GPU that holds them."""
+    assert sweep.devices_listed(MIG_LISTING) == ["MIG-c6d4f1ef-bbbb", "MIG-cd2c0b9f-cccc", "1"]
+    assert sweep.devices_listed("GPU 0: Tesla T4 (UUID: GPU-1)\nGPU 1: Tesla T4 (UUID: GPU-2)\n"
+                                ) == ["0", "1"]
+
+
+def test_one_worker_gives_each_run_one_gpu_unless_it_asks_for_several(monkeypatch):
+    """--workers 1 runs one after the other, each on one GPU as with more
+    workers (the same experiment trains the same way whatever --workers);
+    a run whose command asks for --strategy mirrored sees every GPU."""
+    monkeypatch.setattr(sweep, "_gpus", lambda: ["0", "1"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    show = ("import os, sys; sys.exit(int(os.environ.get('CUDA_VISIBLE_DEVICES', '9')))")
+    runs = [sweep.Run("one", (sys.executable, "-c", show)),
+            sweep.Run("all", (sys.executable, "-c", show, "--strategy", "mirrored"))]
+    assert sweep.run_all(runs, workers=1) == {"one": 0, "all": 9}
+
+
 def test_workers_sharing_one_gpu_run_at_once_each_growing_its_memory(monkeypatch, capsys):
     """--workers 4 on one GPU: four processes at once, each seeing GPU 0
     with memory growth on (each records its environment and waits until

@@ -12,6 +12,7 @@ worker takes it."""
 import dataclasses
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,10 @@ def run_all(runs, workers=1, cluster=None):
     """Run every run; returns {name: exit status}."""
     if cluster is not None:
         return _on_ray(runs, cluster)
-    if workers == 1:
-        return {run.name: subprocess.run(run.command).returncode for run in runs}
+    if workers == 1:  # one after the other, in the foreground
+        (slot,) = _slots(1)
+        return {run.name: subprocess.run(run.command, env={
+            **os.environ, **({} if _mirrored(run.command) else slot)}).returncode for run in runs}
     slots = queue.Queue()
     for slot in _slots(workers):
         slots.put(slot)
@@ -98,11 +101,12 @@ def failures(statuses):
 
 
 def _slots(workers):
-    """Each local worker's environment: a GPU, round robin, or an equal
-    share of the CPU's threads (TensorFlow's and oneDNN's). Workers that
-    share a GPU (more workers than GPUs) each take its memory as they need
-    it: by default TensorFlow reserves nearly all of a GPU's memory in the
-    first process to start, and the others would fail or crawl."""
+    """Each local worker's environment: one GPU, round robin, whatever
+    --workers is (a run trains on one device, as it would alone), or an
+    equal share of the CPU's threads (TensorFlow's and oneDNN's). Workers
+    that share a GPU (more workers than GPUs) each take its memory as they
+    need it: by default TensorFlow reserves nearly all of a GPU's memory in
+    the first process to start, and the others would fail or crawl."""
     gpus = _gpus()
     if gpus:
         shared = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if workers > len(gpus) else {}
@@ -112,17 +116,39 @@ def _slots(workers):
              "OMP_NUM_THREADS": threads}] * workers
 
 
+def _mirrored(command):
+    """Whether a run's command asks for several devices (--strategy
+    mirrored or multiworker): with one worker it then sees every GPU."""
+    words = " ".join(command).replace("--strategy=", "--strategy ")
+    return "--strategy mirrored" in words or "--strategy multiworker" in words
+
+
 def _gpus():
-    """This machine's GPU indexes, without starting TensorFlow."""
+    """This machine's GPUs as CUDA_VISIBLE_DEVICES names them, without
+    starting TensorFlow: each GPU's index, or, for a GPU split into MIG
+    instances, each instance's UUID (a MIG instance is a device of its own,
+    and only its UUID selects it)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [index for index in visible.split(",") if index.strip() not in ("", "-1")]
+        return [index.strip() for index in visible.split(",")
+                if index.strip() not in ("", "-1")]
     if not shutil.which("nvidia-smi"):
         return []
     listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    if listed.returncode:
-        return []
-    return [str(i) for i, _ in enumerate(listed.stdout.splitlines())]
+    return [] if listed.returncode else devices_listed(listed.stdout)
+
+
+def devices_listed(listing):
+    """The devices of `nvidia-smi -L`'s output, as _gpus gives them."""
+    found = []  # [GPU index, [its MIG UUIDs]]
+    for line in listing.splitlines():
+        gpu = re.match(r"GPU (\d+):", line.strip())
+        mig = re.match(r"MIG .*\(UUID: (MIG-[^)]+)\)", line.strip())
+        if gpu:
+            found.append([gpu.group(1), []])
+        elif mig and found:
+            found[-1][1].append(mig.group(1))
+    return [device for index, migs in found for device in (migs or [index])]
 
 
 _print = threading.Lock()
