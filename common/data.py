@@ -46,6 +46,31 @@ STACKED_SEEDS = {"train": 2017, "test": 2018}
 MODES = 1000  # a stacked image's label, its mode: 100 d0 + 10 d1 + d2 for the digits of its channels
 
 
+# How a VAE's test images are made binary (vae_keras/train.py --binarize), in
+# words: each run's likelihood numbers are on the data these name, and only
+# numbers on the same data are compared (common/evaluation/compare.py). The
+# Bernoulli draw of "dynamic" is one fixed draw, the same for every run
+# whatever its seed; grey levels are not binary data, and the Bernoulli
+# decoder's loss on them bounds no likelihood.
+TEST_DRAW_SEED = 2014
+BINARIZATIONS = {"static": "binarized at 0.5",
+                 "dynamic": f"one fixed Bernoulli draw of the grey levels (seed {TEST_DRAW_SEED})",
+                 "none": "grey levels in [0, 1], not binary: no likelihood"}
+
+
+def test_data(args):
+    """The test images a run's numbers are computed on, in words, from its
+    config.json arguments: the data set and, for a VAE, its binarization."""
+    binarize = args.get("binarize")
+    return args["dataset"] + (f", {BINARIZATIONS[binarize]}" if binarize else "")
+
+
+def has_likelihood(args):
+    """Whether a VAE run's test images are binary, so that its ELBO and
+    importance-weighted bound bound a likelihood."""
+    return args.get("binarize") in ("static", "dynamic")
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     """A data set in memory: uint8 images [n, 28, 28] (or [n, 28, 28, 3],

@@ -31,7 +31,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common import runs
+from common import data, runs
 from common.arguments import Parser, positive_int
 from common.atomic import TEMPORARY, check_directory
 from common.errors import UsageError
@@ -125,6 +125,7 @@ def describe(loaded, out):
         "epoch": epoch,
         "dataset": config["args"]["dataset"],
         "data": config.get("data"),
+        "test_data": data.test_data(config["args"]),  # what its numbers were computed on
         "seed": config["args"]["seed"],
         "inputs": {name: {"shape": [None, *spec.shape], "dtype": spec.dtype,
                           "distribution": spec.distribution}
@@ -196,6 +197,8 @@ Served, with TensorFlow alone:
 `tf.saved_model.load("saved_model").signatures["serving_default"]({serve_inputs})["images"]`.
 
 ## Metrics at this epoch
+
+On the test data: {card['test_data']}.
 
 {scored}
 

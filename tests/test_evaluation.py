@@ -240,8 +240,8 @@ def test_compare_command(runs_dir, tmp_path):
                         "--iw-images", "8")
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
-    assert "| dcgan | dcgan | 1 | 3 | 2,543,809 |" in report
-    assert "| conv_vae | conv_vae | 1 | 3 | 69,989 |" in report
+    assert "| dcgan | dcgan | mnist | 1 | 3 | 2,543,809 |" in report
+    assert "| conv_vae | conv_vae | mnist, binarized at 0.5 | 1 | 3 | 69,989 |" in report
     assert "| real images (floor) |" in report
     assert "At equal epochs (the last scoring at or before epoch 3 of each run)" in report
     assert "At equal training time" in report
@@ -252,7 +252,7 @@ def test_compare_command(runs_dir, tmp_path):
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         measured = evaluation["metrics"]
-        assert cells[7:13] == [f"{measured[m]:.3g}" for m in
+        assert cells[8:14] == [f"{measured[m]:.3g}" for m in
                                ("fd", "kid", "classifier_score", "coverage", "precision",
                                 "recall")]
     assert f"{evaluations['conv_vae']['likelihood']['nll_iw']:.3g}" in report
@@ -290,7 +290,8 @@ def _run(name, group, seed_, fd_by_epoch):
                         for e in fd_by_epoch],
             "elapsed": {e: float(e) for e in fd_by_epoch}, "metrics": metrics_rows,
             "evaluation": {"metrics": {"fd": list(fd_by_epoch.values())[-1]},
-                           "likelihood": {}, "floor": {"fd": 1.0}}}
+                           "likelihood": {}, "floor": {"fd": 1.0}, "test_data": "mnist",
+                           "grey_vae": False}}
 
 
 def test_runs_that_differ_only_by_seed_are_one_group():
@@ -466,3 +467,45 @@ def test_runs_started_together_train_the_classifier_once(synthetic_mnist, tmp_pa
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "".join(outputs).count("Training the evaluation classifier") == 1, outputs
     assert len(list((tmp_path / "classifier").glob("mnist-*/classifier.weights.h5"))) == 1
+
+
+def test_a_likelihood_only_on_binary_data_and_compared_only_on_the_same_data(
+        runs_dir, synthetic_mnist, tmp_path, capsys):
+    """A grey-level VAE (--binarize none, the reports'): evaluate gives no
+    test ELBO and no NLL bound, says why in one line and names its test data;
+    compare beside static and dynamic runs names every run's test data,
+    ranks the two static runs' likelihoods, writes none between the static
+    and the dynamic ones (another draw of the test set), and none for the
+    grey one."""
+    from common.evaluation import compare, evaluate
+
+    classifier_dir = ["--classifier-dir", str(runs_dir / "classifier")]
+    common = ["--data-dir", str(synthetic_mnist), "--epochs", "1", "--seed", "1",
+              "--metrics-every", "1", *classifier_dir]
+    for name, options in (("grey", ["--binarize", "none"]), ("dynamic", ["--binarize", "dynamic"]),
+                          ("static4", ["--latent-dim", "4"])):
+        assert vae_train.main([*common, *options, "--out", str(tmp_path / name)]) == 0
+    budget = ["--iw-samples", "4", "--iw-images", "8", *classifier_dir]
+    capsys.readouterr()
+    assert evaluate.main([str(tmp_path / "grey"), *budget]) == 0
+    said = capsys.readouterr().out
+    assert "test data: mnist, grey levels in [0, 1], not binary: no likelihood" in said
+    assert evaluate.NO_LIKELIHOOD in said
+    assert "NLL, IW bound (nats)" not in said and "test-set ELBO (nats)" not in said
+    assert json.loads((tmp_path / "grey" / "evaluation.json").read_text())["likelihood"] == {}
+
+    runs_ = [tmp_path / "grey", tmp_path / "dynamic", runs_dir / "conv_vae", tmp_path / "static4"]
+    assert compare.main([*map(str, runs_), "--out", str(tmp_path / "comparison"), *budget]) == 0
+    report = (tmp_path / "comparison" / "report.md").read_text()
+    for data_named in ("mnist, grey levels in [0, 1], not binary: no likelihood",
+                       "mnist, binarized at 0.5", "mnist, one fixed Bernoulli draw of the grey "
+                       "levels (seed 2014)"):
+        assert f"| {data_named} |" in report
+    verdicts = [line for line in report.splitlines() if line.startswith("- At the latest")
+                and ("ELBO" in line or "NLL" in line)]
+    assert verdicts and all("conv_vae" in line and "static4" in line for line in verdicts)
+    for label in ("test-set ELBO (nats)", "NLL bound (nats)"):
+        assert (f"- {label}: not compared between groups scored on different test data "
+                f"(dynamic: mnist, one fixed Bernoulli draw") in report
+    assert ("- grey: no likelihood verdict: scored on grey levels (--binarize none), where the "
+            "Bernoulli decoder's loss bounds no likelihood.") in report

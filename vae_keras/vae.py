@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import layers
 
 from common import images
+from common.data import TEST_DRAW_SEED, has_likelihood
 from common.layers import replica_seed
 from common.model import (GenerativeModel, Input, apply_gradients, conditional_labels,
                           make_optimizer, pictures, with_channels)
@@ -79,7 +80,6 @@ class VariationalAutoencoder(GenerativeModel):
 
     metrics = ("loss", "reconstruction", "kl")
     eval_metrics = ("test_elbo",)
-    has_likelihood = True
     plots = {"negative ELBO, training batches (nats)": ("loss",),
              "its terms (nats)": ("reconstruction", "kl"),
              "test-set ELBO (nats)": ("test_elbo",)}
@@ -90,6 +90,12 @@ class VariationalAutoencoder(GenerativeModel):
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
         self.latent_dim, self.kl, self.binarize = latent_dim, kl, binarize
+        self.has_likelihood = has_likelihood({"binarize": binarize})
+        if not self.has_likelihood:  # grey levels: the run's own curve, not a likelihood
+            self.plots = {**{title: columns for title, columns in self.plots.items()
+                             if columns != ("test_elbo",)},
+                          "test-set ELBO on grey levels (minus the reports' loss; no likelihood)":
+                              ("test_elbo",)}
         self.inputs = {"latent": Input((latent_dim,), "float32", "normal, N(0, I): the prior")}
         if self.conditional:
             self.inputs["digit"] = Input((), "int32", f"the digit to draw, 0 to {CLASSES - 1}")
@@ -105,8 +111,9 @@ class VariationalAutoencoder(GenerativeModel):
         # deterministic functions of the weights, comparable across epochs.
         fixed = tf.random.Generator.from_seed(seed + 1)
         test = self.prepare(data.test_images)
-        if binarize == "dynamic":  # one fixed binarization of the test set
-            test = tf.cast(fixed.uniform(tf.shape(test)) < test, tf.float32)
+        if binarize == "dynamic":  # one fixed binarization of the test set, every run's
+            draw = tf.random.Generator.from_seed(TEST_DRAW_SEED).uniform(tf.shape(test))
+            test = tf.cast(draw < test, tf.float32)
         self.test_images, self.test_labels = test, data.test_labels
         self.test_eps = fixed.normal([len(data.test_images), self.latent_dim])
         self.panel_prior = fixed.normal([10, self.latent_dim])

@@ -43,6 +43,8 @@ TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "m
 # bound it
 JUDGED = ("fd", "kid", "classifier_score", "precision", "recall", "modes", "mode_kl",
           "test_elbo", "nll_iw")
+# compared only between runs scored on the same test images (data.test_data)
+LIKELIHOODS = ("test_elbo", "nll_iw")
 
 
 def load(paths, configs, **evaluation):
@@ -79,9 +81,9 @@ def final(run, metric):
     evaluation = run["evaluation"]
     if metric in evaluation["metrics"]:
         return evaluation["metrics"][metric]
-    if metric == "test_elbo":
+    if metric == "test_elbo":  # on grey levels minus the reports' loss: no likelihood
         value = run["history"][-1].get("test_elbo", np.nan)
-        return None if np.isnan(value) else value
+        return None if np.isnan(value) or evaluation["grey_vae"] else value
     return evaluation["likelihood"].get(metric)
 
 
@@ -101,7 +103,7 @@ def summary_table(loaded):
     its seeds; then every run's values."""
     finals = group_spreads(loaded, final)
     shown = [m for m in TABLED if any(m in spreads for spreads in finals.values())]
-    header = ["group", "model", "seeds", "epochs", "parameters", "s/epoch (median)",
+    header = ["group", "model", "test data", "seeds", "epochs", "parameters", "s/epoch (median)",
               "images/s (median)", *[LABELS[m] for m in shown]]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for group, members in groups(loaded).items():
@@ -110,19 +112,20 @@ def summary_table(loaded):
         rate = [r["images_per_sec"] for run in members for r in run["history"]]
         epochs = sorted({run["evaluation"]["settings"]["epoch"] for run in members})
         lines.append("| " + " | ".join(
-            [group, e["model"], str(len(members)), "/".join(map(str, epochs)),
+            [group, e["model"], e["test_data"], str(len(members)), "/".join(map(str, epochs)),
              f"{e['parameters']:,}", f"{np.median(seconds):.3g}", f"{np.median(rate):.4g}",
              *[finals[group][m].text(spread.DIGITS.get(m, 3)) if m in finals[group] else "—"
                for m in shown]]) + " |")
     floor = loaded[0]["evaluation"]["floor"]
-    lines.append("| " + " | ".join(["real images (floor)", *["—"] * 6,
+    lines.append("| " + " | ".join(["real images (floor)", *["—"] * 7,
                                      *[f"{floor[m]:.{spread.DIGITS.get(m, 3)}g}" if m in floor
                                        else "—" for m in shown]]) + " |")
-    lines += ["", "Every run:", "", "| run | group | seed | " + " | ".join(
-        LABELS[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 3)]
+    lines += ["", "Every run:", "", "| run | group | seed | test data | " + " | ".join(
+        LABELS[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 4)]
     for run in loaded:
         cells = [final(run, m) for m in shown]
-        lines.append(f"| {run['name']} | {run['group']} | {run['seed']} | " + " | ".join(
+        lines.append(f"| {run['name']} | {run['group']} | {run['seed']} | "
+                     f"{run['evaluation']['test_data']} | " + " | ".join(
                          "—" if v is None else f"{v:.4g}" for v in cells) + " |")
     return lines
 
@@ -216,12 +219,29 @@ def verdict(loaded, metric="fd"):
         lines.append("Fewer than two groups have metrics.csv (train with --metrics-every K), "
                      "so there is no epoch-by-epoch comparison.")
     finals = group_spreads(loaded, final)
-    for judged in JUDGED:  # every metric that two groups or more have
+    data = {group: members[0]["evaluation"]["test_data"]
+            for group, members in groups(loaded).items()}
+    for judged in JUDGED:  # every metric that two groups or more have, a likelihood on one data
         having = {group: spreads[judged] for group, spreads in finals.items()
                   if judged in spreads}
-        if len(having) >= 2:
-            lines += [f"At the latest checkpoints: {sentence}"
-                      for sentence in spread.ranking(having, judged, LABELS[judged])]
+        by_data = {None: having}
+        if judged in LIKELIHOODS:
+            by_data = {}
+            for group, value in having.items():
+                by_data.setdefault(data[group], {})[group] = value
+        for comparable in by_data.values():
+            if len(comparable) >= 2:
+                lines += [f"At the latest checkpoints: {sentence}"
+                          for sentence in spread.ranking(comparable, judged, LABELS[judged])]
+        if len(by_data) >= 2:
+            lines.append(f"{LABELS[judged]}: not compared between groups scored on different "
+                         f"test data (" + "; ".join(f"{group}: {data[group]}"
+                                                    for group in having) + ").")
+    if any("test_elbo" in spreads for spreads in finals.values()):
+        lines += [f"{group}: no likelihood verdict: scored on grey levels (--binarize none), "
+                  f"where the Bernoulli decoder's loss bounds no likelihood."
+                  for group, members in groups(loaded).items()
+                  if members[0]["evaluation"]["grey_vae"]]
     lines.append(f"Real training images score {loaded[0]['evaluation']['floor'][metric]:.3g} "
                  f"by {label}.")
     if real := loaded[0]["evaluation"].get("real_modes"):

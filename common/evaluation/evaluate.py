@@ -15,7 +15,7 @@ use the same Evaluator for metrics.csv."""
 import json
 import sys
 
-from common import runs
+from common import data, runs
 from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
 from common.errors import UsageError
@@ -29,7 +29,12 @@ from common.progress import Progress
 # all) per device type: the full bound on a GPU (seconds); on a CPU about a
 # minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
-FORMAT = 5  # of evaluation.json: a stored evaluation of another format is computed again
+# A VAE trained and scored on grey levels (--binarize none, the reports'
+# PyTorch VAEs): what it is scored by instead of a likelihood
+NO_LIKELIHOOD = ("no test ELBO or NLL bound: on grey levels the Bernoulli decoder's loss bounds "
+                 "no likelihood (--binarize none; history.csv's test_elbo is minus the reports' "
+                 "loss)")
+FORMAT = 6  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 def likelihood_budget(iw_samples, iw_images, test_images):
@@ -70,6 +75,8 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     step.update(1)
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
+              "test_data": data.test_data(loaded.config["args"]),
+              "grey_vae": loaded.config["args"].get("binarize") == "none",
               "parameters": loaded.model.parameter_count(),
               "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
               "labels": evaluator.labels(generated, asked)}
@@ -113,7 +120,10 @@ def table(result):
     lines.append("predicted digits (%):       "
                  + " ".join(f"{d}:{100 * share:.0f}" for d, share in
                             enumerate(labels["label_histogram"])))
+    lines.insert(1, f"test data: {result['test_data']}")
     likelihood = result["likelihood"]
+    if result["grey_vae"]:
+        lines.append(NO_LIKELIHOOD)
     if likelihood:
         lines.append(f"{'test-set ELBO (nats)':28} {likelihood['test_elbo']:12.2f}")
         lines.append(f"{'NLL, IW bound (nats)':28} {likelihood['nll_iw']:12.2f}   "
