@@ -219,6 +219,7 @@ def main(parser, build, argv=None):
                              f"{args.batch_size} images, more than the training set's "
                              f"{len(dataset.train_images)}: choose a smaller --batch-size")
         run.start({"model": args.model, "args": vars(args), "data": dataset.source,
+                   "test_data": data.test_data(vars(args)),  # what its numbers are on
                    "command": resume_command(parser, vars(args),
                                              sys.modules[build.__module__].__file__),
                    "device": device, "versions": _versions(),

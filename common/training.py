@@ -207,8 +207,9 @@ class _Checkpoints:
                 continue
             self.saved = (int(self.epoch), int(self.progress.step))
             if damaged:
-                print(f"{self.run.checkpoints}: cannot restore {'; '.join(damaged)}; resuming "
-                      f"from {index.stem} (epoch {self.saved[0]})", file=sys.stderr, flush=True)
+                print(f"{self.run.checkpoints}: cannot restore {'; '.join(damaged)}; "
+                      f"{'resuming from' if owner else 'reading'} {index.stem} (epoch "
+                      f"{self.saved[0]})", file=sys.stderr, flush=True)
                 if owner:
                     self.run.log_event(self.saved[0], "fallback", "; ".join(damaged))
             break

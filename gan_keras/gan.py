@@ -3,7 +3,6 @@ defines its networks: the TensorFlow DCGAN tutorial's train step for any
 loss of losses.py, PacGAN's packing of the discriminator's input, the
 per-epoch 4x4 grid, and sampling."""
 import tensorflow as tf
-from keras import layers
 
 from common.images import grid
 from common.layers import batch_normalization

@@ -358,6 +358,62 @@ def synthetic_mnist(tmp_path_factory):
     return write_mnist(tmp_path_factory.mktemp("synthetic_mnist"))
 
 
+# The runs a test stops (SIGKILL, SIGTERM, SIGHUP, Ctrl-C) and resumes, per
+# model: its script, options and training images, at batch 8 and 4 steps a
+# call for 4 epochs: epochs of about two seconds on two CPU cores, with graph
+# calls to stop between, so that a wait of part of an epoch lands inside the
+# next one (with epochs of 0.2 s, as 512 conv VAE images gave, a signal
+# could come before its first step, and did on CI).
+STOPPED_RUNS = {"dcgan": ("gan_keras/train.py", [], 1024),
+                "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096)}
+
+
+def stopped_run(model, data_dir, out):
+    """The command of STOPPED_RUNS[model], reading `data_dir` (the
+    synthetic set of its size, write_mnist), into `out`."""
+    script, options, _ = STOPPED_RUNS[model]
+    return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
+                   "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    """uninterrupted(model): the run of STOPPED_RUNS[model] never stopped,
+    trained once for the whole pytest run, for every test that stops one and
+    compares the resumed run with it; uninterrupted.start(model) begins it
+    in the background, for a test to train its own meanwhile."""
+    root, started = tmp_path_factory.mktemp("uninterrupted"), {}
+
+    def start(model):
+        if model not in started:
+            data_dir = write_mnist(root / f"data_{model}", n_train=STOPPED_RUNS[model][2])
+            started[model] = subprocess.Popen(
+                stopped_run(model, data_dir, root / model), env=environment(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def finished(model):
+        start(model)
+        assert started[model].wait(timeout=600) == 0, started[model].stderr.read()
+        return root / model
+
+    finished.start = start
+    yield finished
+    for process in started.values():
+        process.kill()
+        process.wait()
+
+
+def unavailable(what, reason):
+    """Skip a test that needs `what` ("chromium", "tmpfs") this machine
+    cannot give, saying why; under CI=true fail instead, unless .ci/run said
+    it cannot provide it (CI_CANNOT_PROVIDE, names separated by commas): a
+    CI run must not pass by skipping the only checks of a feature."""
+    if (os.environ.get("CI") == "true"
+            and what not in os.environ.get("CI_CANNOT_PROVIDE", "").split(",")):
+        pytest.fail(f"{reason} (CI=true, and .ci/run did not say it cannot provide {what})")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def real_mnist():
     """The real MNIST IDX directory named by MNIST_DIR, else skip."""

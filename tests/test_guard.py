@@ -72,3 +72,22 @@ def test_a_session_over_its_memory_limit_fails(pytester):
     result = run_session(pytester, TAKES_MORE_THAN_ITS_LIMIT)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*memory reached * GiB, over its limit of 0.001*", "*1 passed*"])
+
+
+def test_a_missing_browser_or_tmpfs_fails_on_ci_unless_ci_said_so(monkeypatch):
+    """Locally a test that cannot have Chromium or a tmpfs is skipped,
+    saying why; under CI=true it fails, unless .ci/run put the name in
+    CI_CANNOT_PROVIDE."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CI_CANNOT_PROVIDE", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Chromium"):
+        conftest.unavailable("chromium", "no Chromium can be started")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"no Chromium .*CI=true"):
+        conftest.unavailable("chromium", "no Chromium can be started")
+    monkeypatch.setenv("CI_CANNOT_PROVIDE", "tmpfs,chromium")
+    with pytest.raises(pytest.skip.Exception):
+        conftest.unavailable("chromium", "no Chromium can be started")
+    monkeypatch.setenv("CI_CANNOT_PROVIDE", "chromium")
+    with pytest.raises(pytest.fail.Exception):
+        conftest.unavailable("tmpfs", "cannot mount a tmpfs here")

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import command, environment, write_mnist
+from conftest import STOPPED_RUNS, environment, stopped_run, write_mnist
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # real processes, killed
@@ -36,32 +36,22 @@ def checkpoint_epoch(out):
     return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-# Per model: the script, its options and the training images, at batch 8: an
-# epoch of about a second on two CPU cores, long enough to be killed in the
-# middle of one. A GAN and a VAE: what a kill tests is the shared loop's and
-# the run directory's; that every model's state (InfoGAN's codes, the
-# VAE-GAN's three networks) comes back whole from its checkpoint is tested
-# in process, each model's test_resumed_run_equals_an_uninterrupted_one.
-MODELS = {
-    "dcgan": ("gan_keras/train.py", [], 256),
-    "conv_vae": ("vae_keras/train.py", [], 2048),
-}
-EPOCHS = 5
+EPOCHS = 4  # conftest.STOPPED_RUNS's
 MEASURED = {"epoch", "seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb"}
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path):
-    script, options, size = MODELS[model]
-    data_dir = write_mnist(tmp_path / "data", n_train=size)
+# A GAN and a VAE: what a kill tests is the shared loop's and the run
+# directory's; that every model's state (InfoGAN's codes, the VAE-GAN's three
+# networks) comes back whole from its checkpoint is tested in process, each
+# model's test_resumed_run_equals_an_uninterrupted_one.
+@pytest.mark.parametrize("model", STOPPED_RUNS)
+def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path, uninterrupted):
+    data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS[model][2])
 
     def run(out):
-        return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs",
-                       EPOCHS, "--batch-size", 8, "--seed", 2, "--metrics-every", 0)
+        return stopped_run(model, data_dir, out)
 
-    # the uninterrupted run trains beside the one that is killed
-    whole = subprocess.Popen(run(tmp_path / "whole"), env=environment(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    uninterrupted.start(model)  # the run never killed trains beside the one that is
     out = tmp_path / "run"
     process = subprocess.Popen(run(out), env=environment(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -83,13 +73,12 @@ def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path):
     assert "Time for epoch 1 is" not in resumed.stdout
     assert checkpoint_epoch(out) == EPOCHS
 
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
-    history, uninterrupted = _epochs_done(out), _epochs_done(tmp_path / "whole")
+    history, whole = _epochs_done(out), _epochs_done(uninterrupted(model))
     assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
     columns = [name for name in history[0] if name not in MEASURED]  # losses, evaluations
     assert len(columns) >= 3, columns
     np.testing.assert_allclose([[float(row[c]) for c in columns] for row in history],
-                               [[float(row[c]) for c in columns] for row in uninterrupted],
+                               [[float(row[c]) for c in columns] for row in whole],
                                rtol=1e-6)
 
     indexes = sorted(p.name for p in (out / "checkpoints").glob("*.index"))

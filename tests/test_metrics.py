@@ -107,3 +107,67 @@ def test_precision_and_recall():
     # a generator that only ever draws the centre: faithful, not diverse
     collapsed = metrics.precision_recall(real, gaussian(1500, scale=0.2, seed=10))
     assert collapsed[0] > 0.9 and collapsed[1] < 0.2
+
+
+def test_frechet_distance_is_the_closed_form_with_full_rotated_covariances():
+    """Heusel et al.'s formula computed independently, with scipy's sqrtm of
+    the product, on the sample moments of two sets whose covariances are
+    full and rotated against each other (an FD that ignored correlations,
+    or took the trace of each root, would be off by far more than 1e-8)."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(13)
+    rotation = linalg.qr(rng.normal(size=(5, 5)))[0]
+    a = rng.normal(size=(4000, 5)) @ np.diag([3.0, 1.0, 0.5, 2.0, 0.2]) @ rotation
+    b = rng.normal(1.0, 1.0, (4000, 5)) @ rng.normal(size=(5, 5))
+    c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = (((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(c_a) + np.trace(c_b)
+                - 2 * np.trace(linalg.sqrtm(c_a @ c_b).real))
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-8)
+    # the correlations matter here: with the diagonals alone the answer is another
+    diagonal = (((a.mean(0) - b.mean(0)) ** 2).sum()
+                + ((np.sqrt(np.diag(c_a)) - np.sqrt(np.diag(c_b))) ** 2).sum())
+    assert abs(diagonal - expected) > 0.1 * expected
+
+
+def brute_force_precision_recall(real, fake, k=3):
+    """Kynkaanniemi et al.'s definition, point by point in float64: a point
+    is inside a set's manifold if it is within some member's distance to
+    that member's k-th nearest other member."""
+    def radii(points):
+        return [sorted(np.linalg.norm(points - p, axis=1))[k] for p in points]
+
+    def inside(points, members, member_radii):
+        return np.mean([any(np.linalg.norm(p - m) <= r for m, r in zip(members, member_radii))
+                        for p in points])
+
+    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
+
+
+def test_precision_and_recall_are_a_brute_force_k_nearest_neighbour_count():
+    """Exactly, on sets where no distance ties within float32's rounding."""
+    real, fake = gaussian(60, dim=4, seed=14), gaussian(50, mean=0.4, scale=1.3, dim=4, seed=15)
+    expected = brute_force_precision_recall(real, fake)
+    assert 0 < expected[0] < 1 and 0 < expected[1] < 1  # a case that can go wrong both ways
+    assert metrics.precision_recall(real, fake, chunk=7) == expected
+    assert metrics.precision_recall(real, fake, k=5) == brute_force_precision_recall(
+        real, fake, k=5)
+
+
+def test_classifier_score_is_the_exponentiated_mean_kl_of_scipy_s_entropy():
+    """An intermediate case, neither extreme: scipy.stats.entropy(p, q) is
+    KL(p || q)."""
+    from scipy import stats
+
+    p = np.random.default_rng(16).dirichlet(np.full(10, 0.3), size=200)
+    marginal = p.mean(axis=0)
+    expected = math.exp(np.mean([stats.entropy(row, marginal) for row in p]))
+    assert 2 < expected < 9
+    assert metrics.classifier_score(p) == pytest.approx(expected, rel=1e-9)
+
+
+def test_coverage_counts_a_class_at_exactly_one_percent_and_not_below():
+    """1000 samples: a class of 10 (1%) is covered, one of 9 is not."""
+    for count, covered in ((10, 2), (9, 1)):
+        labels = np.r_[np.zeros(1000 - count, int), np.full(count, 3)]
+        assert metrics.class_coverage(np.eye(10)[labels]) == covered

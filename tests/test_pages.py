@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import command, environment, history, write_mnist
+from conftest import command, environment, history, unavailable, write_mnist
 from PIL import Image
 from playwright.sync_api import Error, sync_playwright
 
@@ -54,8 +54,8 @@ def browser():
         try:
             chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         except Error as error:
-            pytest.skip(f"no Chromium can be started ({str(error).splitlines()[0]}); "
-                        f"install it (apt-get install chromium) to test the pages")
+            unavailable("chromium", f"no Chromium can be started ({str(error).splitlines()[0]}); "
+                                    f"install it (apt-get install chromium) to test the pages")
         yield chromium
         chromium.close()
 

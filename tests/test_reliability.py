@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (command, environment, free_ports, history, run_script, tree_digest,
-                      write_mnist)
+from conftest import (STOPPED_RUNS, command, environment, free_ports, history, run_script,
+                      stopped_run, tree_digest, unavailable, write_mnist)
 
 from common import atomic, feeding, pages
 from common import data as data_module
@@ -283,15 +283,6 @@ def test_a_second_process_is_refused_and_readers_still_work(synthetic_mnist, tmp
 # -- SIGTERM --------------------------------------------------------------------------------
 
 
-# Per model: options and training images, at batch 8 and 4 steps a call:
-# epochs of about two seconds on two CPU cores, with graph calls to stop
-# between, so that half an epoch's wait lands inside the next epoch (with
-# epochs of 0.2 s, as 512 conv VAE images gave, the signal could come
-# before its first step, and did on CI).
-TERMINATED = {"dcgan": ("gan_keras/train.py", [], 1024, GAN_LOSSES),
-              "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096, VAE_LOSSES)}
-
-
 def a_third_of_an_epoch(out):
     """A third of the shorter of the run's first two epochs' training: once
     epoch 2 is saved, that long a wait lands inside epoch 3 even when this
@@ -309,22 +300,20 @@ def _hangup(action):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dcgan", "conv_vae"])
-def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path):
+def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path,
+                                                                        uninterrupted):
     """SIGTERM half-way through epoch 3: the run saves at the next step
     boundary, says so in one line and exits 143; the same command resumes
     inside epoch 3, and its losses are those of a run never stopped (the
     conv VAE through tf.data, the DCGAN with the set on the device). SIGHUP
     takes the same path (test_a_closed_terminal_saves_and_the_run_resumes)."""
-    script, options, size, names = TERMINATED[model]
+    size, names = STOPPED_RUNS[model][2], SCRIPTS[model][1]
     data_dir = write_mnist(tmp_path / "data", n_train=size)
 
     def train(out):
-        return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
-                       "--batch-size", 8, "--seed", 2, "--metrics-every", 0,
-                       "--steps-per-call", 4)
+        return stopped_run(model, data_dir, out)
 
-    whole = subprocess.Popen(train(tmp_path / "whole"), env=environment(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    uninterrupted.start(model)
     out = tmp_path / "run"
     process = subprocess.Popen(train(out), env=environment(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True,
@@ -350,9 +339,9 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"after epoch 2, {step} of {steps} steps into epoch 3" in resumed.stdout
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
     assert epochs(out) == [1, 2, 3, 4]
-    np.testing.assert_allclose(losses(out, names), losses(tmp_path / "whole", names), rtol=1e-6)
+    np.testing.assert_allclose(losses(out, names), losses(uninterrupted(model), names),
+                               rtol=1e-6)
     assert checkpoint_numbers(out) == [2, 3, 4] and stored(out, "progress/step") == 0
     assert not list(out.rglob(".*.tmp-*"))
 
@@ -398,18 +387,19 @@ def test_a_stopped_run_names_the_signal_in_its_line_and_status(signum, status, s
 
 
 @pytest.mark.slow
-def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path):
+def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path, uninterrupted):
     """The run's terminal closes (a window closed, an ssh session dropped)
     inside epoch 3: the kernel sends SIGHUP, the run saves at the next step
     boundary although nothing can be written to its terminal any more, and
-    exits 129; the same command resumes inside epoch 3."""
+    exits 129; the same command resumes inside epoch 3, to the losses of
+    the run never stopped."""
     import threading
 
-    script, options, size, _ = TERMINATED["dcgan"]
+    size = STOPPED_RUNS["dcgan"][2]
+    uninterrupted.start("dcgan")
     data_dir = write_mnist(tmp_path / "data", n_train=size)
     out = tmp_path / "run"
-    train = command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
-                    "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4)
+    train = stopped_run("dcgan", data_dir, out)
     process, master = _on_a_terminal(train)
     shown = []
 
@@ -437,6 +427,42 @@ def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"after epoch 2, {step} of {size // 8} steps into epoch 3" in resumed.stdout
     assert epochs(out) == [1, 2, 3, 4]
+    np.testing.assert_allclose(losses(out, GAN_LOSSES),
+                               losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_its_line_and_the_run_resumes_from_its_checkpoint(
+        tmp_path, uninterrupted):
+    """Ctrl-C (SIGINT) inside epoch 3: the run stops at once with exit 130
+    and one line saying how to resume; the epoch in progress is lost, the
+    same command trains it again from the checkpoint of epoch 2, to the
+    losses of the run never stopped."""
+    uninterrupted.start("dcgan")
+    data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS["dcgan"][2])
+    out = tmp_path / "run"
+    train = stopped_run("dcgan", data_dir, out)
+    process = subprocess.Popen(  # SIGINT's action as a shell on a terminal gives it
+        train, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while checkpoint_numbers(out)[-1:] != [2]:
+        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
+        time.sleep(0.05)
+    time.sleep(a_third_of_an_epoch(out))
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
+        f"train.py: interrupted; run the same command again to resume from the last "
+        f"checkpoint in {out}")
+    assert epochs(out) == [1, 2] and checkpoint_numbers(out)[-1] == 2
+    resumed = subprocess.run(train, env=environment(), capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "from its checkpoint after epoch 2 (training to epoch 4)" in resumed.stdout
+    np.testing.assert_allclose(losses(out, GAN_LOSSES),
+                               losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
 
 
 @pytest.mark.parametrize("skip", [0, 2])
@@ -544,6 +570,32 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(
 
 
 @pytest.mark.slow
+def test_a_reader_passes_over_a_damaged_newest_checkpoint_and_changes_nothing(
+        scored_runs, tmp_path, capfd):
+    """sample (as evaluate, generate and export: common.runs.open_run) of a
+    run whose newest checkpoint is garbled: one line on stderr, the samples
+    of the checkpoint before, identical to that run's, and not a file of the
+    run changed (no trimmed table, no events.csv row: only training owns
+    the run)."""
+    from common.evaluation import sample
+
+    out = tmp_path / "run"
+    shutil.copytree(scored_runs / "epochs3", out)
+    garble(out / "checkpoints" / "ckpt-3.data-00000-of-00001")
+    before = tree_digest(out)
+    capfd.readouterr()
+    assert sample.main([str(out), "--n", "16", "--out", str(tmp_path / "damaged.npz")]) == 0
+    (line,) = [line for line in capfd.readouterr().err.splitlines() if "ckpt" in line]
+    assert line.startswith(f"{out / 'checkpoints'}: cannot restore ckpt-3 (")
+    assert line.endswith("; reading ckpt-2 (epoch 2)")
+    assert tree_digest(out) == before
+    assert sample.main([str(scored_runs / "epochs3"), "--epoch", "2", "--n", "16",
+                        "--out", str(tmp_path / "epoch2.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "damaged.npz")["images"],
+                          np.load(tmp_path / "epoch2.npz")["images"])
+
+
+@pytest.mark.slow
 def test_no_checkpoint_that_restores_is_exit_2_and_deletes_nothing(synthetic_mnist, tmp_path):
     out = tmp_path / "run"
     assert run(gan_train, synthetic_mnist, out, "--epochs", 3) == 0
@@ -643,11 +695,11 @@ def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
     if not shutil.which("mount"):
-        pytest.skip("no mount command here")
+        unavailable("tmpfs", "no mount command here")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        unavailable("tmpfs", f"cannot mount a tmpfs here: {done.stderr.strip()}")
 
     def grow():
         subprocess.run(["mount", "-o", "remount,size=400m", str(mount)], check=True)
@@ -686,16 +738,16 @@ def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
 
 
 @pytest.mark.slow
-def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path):
+def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path, uninterrupted):
     """nohup ignores SIGHUP so that a run outlives its terminal, and the run
     keeps it ignored: a hang-up in epoch 2 changes nothing, every epoch is
-    trained and nothing was stopped (docs/reliability.md)."""
-    script, options, size, _ = TERMINATED["dcgan"]
-    data_dir = write_mnist(tmp_path / "data", n_train=size)
+    trained to the losses of a run never hung up, and nothing was stopped
+    (docs/reliability.md)."""
+    uninterrupted.start("dcgan")
+    data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS["dcgan"][2])
     out = tmp_path / "run"
     process = subprocess.Popen(
-        command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 3,
-                "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4),
+        stopped_run("dcgan", data_dir, out),
         env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         preexec_fn=_hangup(signal.SIG_IGN))
     deadline = time.monotonic() + 300
@@ -704,7 +756,9 @@ def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGHUP)
     assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
-    assert epochs(out) == [1, 2, 3] and events(out) == []
+    assert epochs(out) == [1, 2, 3, 4] and events(out) == []
+    np.testing.assert_allclose(losses(out, GAN_LOSSES),
+                               losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
 
 
 def test_deterministic_ops_are_said_recorded_and_kept_on_resume(synthetic_mnist, tmp_path):

@@ -160,7 +160,8 @@ STACKED = ["--dataset", "stacked_mnist", "--train-size", 256, "--batch-size", 64
 @pytest.mark.parametrize("model, options", [
     ("dcgan", ["--pack", "2"]),
     pytest.param("infogan", ["--pack", "2"], marks=pytest.mark.slow),
-    pytest.param("mlp_gan", ["--loss", "wgan-gp", "--pack", "2"], marks=pytest.mark.slow),
+    pytest.param("mlp_gan", ["--loss", "wgan-gp", "--pack", "2", "--batch-size", 32],
+                 marks=pytest.mark.slow),  # a WGAN-GP step takes 5 batches
     pytest.param("vaegan", ["--noise-dim", "16", "--pack", "2"], marks=pytest.mark.slow),
 ])
 def test_every_gan_trains_on_stacked_mnist_packed(model, options, synthetic_mnist, tmp_path):
@@ -173,8 +174,8 @@ def test_every_gan_trains_on_stacked_mnist_packed(model, options, synthetic_mnis
     from gan_keras import train
 
     out = tmp_path / "run"
-    args = [str(a) for a in ("--model", model, *options, *STACKED, "--data-dir",
-                             synthetic_mnist, "--out", out)]
+    args = [str(a) for a in ("--model", model, *STACKED, *options, "--data-dir",
+                             synthetic_mnist, "--out", out)]  # the model's options win
     if model == "dcgan":
         assert train.main(args) == 0
     else:

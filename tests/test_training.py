@@ -157,3 +157,45 @@ def test_other_configuration_is_refused_and_fresh_replaces(synthetic_mnist, tmp_
     assert json.loads((out / "config.json").read_text())["args"]["noise_dim"] == 64
     assert [int(r["epoch"]) for r in history(out)] == [1]
 
+
+
+@pytest.mark.parametrize("script", ["gan", "vae"])
+def test_every_option_is_run_defining_or_a_run_control(script, tmp_path):
+    """Walk each train.py's parser: an option changed when a run resumes is
+    refused, in one line naming it, unless it controls the run (how long,
+    how often, where, how fast: rundir.RUN_CONTROL), and then it is
+    accepted. A new option is one or the other by where it is declared."""
+    from common import arguments
+    from common.errors import UsageError
+    from common.rundir import RUN_CONTROL, RunDir
+    from vae_keras import train as vae_train
+
+    parser = (train if script == "gan" else vae_train).make_parser()
+    stored = vars(arguments.parse(parser, ["--seed", "1"]))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(
+        {"model": stored["model"], "args": stored}))
+    options = [action.dest for action in parser._actions
+               if action.option_strings and action.dest not in ("help", "model")]
+    assert len(options) > 25 and set(RUN_CONTROL) - set(options) <= {"eval_every"}  # GANs: none
+    for dest in options:
+        changed = {**stored, dest: "changed"}
+        if dest in RUN_CONTROL:
+            RunDir.open(tmp_path / "run", stored["model"], changed)
+        else:
+            with pytest.raises(UsageError, match=f"--{dest.replace('_', '-')} .* there, "
+                                                 f"changed here"):
+                RunDir.open(tmp_path / "run", stored["model"], changed)
+
+
+def test_a_drawn_seed_is_printed_stored_and_kept_on_resume(synthetic_mnist, tmp_path, capsys):
+    """Without --seed a run draws one, says it, stores it in config.json, and
+    the same command resumes with it (a resumed run does not draw again)."""
+    out = tmp_path / "run"
+    assert run(synthetic_mnist, out, "--model", "mlp_gan", "--epochs", 1) == 0
+    seed = json.loads((out / "config.json").read_text())["args"]["seed"]
+    assert isinstance(seed, int) and f", seed {seed}, into" in capsys.readouterr().out
+    assert run(synthetic_mnist, out, "--model", "mlp_gan", "--epochs", 2) == 0
+    assert f", seed {seed}, into" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["args"]["seed"] == seed
+    assert [row["epoch"] for row in history(out)] == ["1", "2"]
