@@ -62,7 +62,15 @@ WGAN_GP = Loss(real=lambda out: -_mean(out),
                generator=lambda out: -_mean(out),
                score=_f32, critic_steps=5, penalty=10.0, betas=(0.0, 0.9))
 
-LOSSES = {"bce": BCE, "lsgan": LSGAN, "wgan-gp": WGAN_GP}
+# Lim & Ye 2017 (the geometric GAN), as Miyato et al. 2018 train their
+# spectrally normalised GANs (eq. 16-17): the discriminator's hinge loss,
+# the generator raising the discriminator's raw output.
+HINGE = Loss(real=lambda out: tf.reduce_mean(tf.nn.relu(1.0 - _f32(out))),
+             fake=lambda out: tf.reduce_mean(tf.nn.relu(1.0 + _f32(out))),
+             generator=lambda out: -_mean(out),
+             score=_f32)
+
+LOSSES = {"bce": BCE, "lsgan": LSGAN, "wgan-gp": WGAN_GP, "hinge": HINGE}
 
 
 def gradient_penalty(discriminator, real, fake, rng):

@@ -11,7 +11,7 @@ Where a report does not say, the value is a documented choice:
 - report 004's DCGAN batch is its other models' 100.
 """
 
-LOSSES = ("bce", "lsgan", "wgan-gp")  # the --loss choices, defined in losses.py
+LOSSES = ("bce", "lsgan", "wgan-gp", "hinge")  # the --loss choices, defined in losses.py
 
 PRESETS = {
     "dcgan": {

@@ -5,7 +5,7 @@ tutorial's DCGAN for 2000 epochs:
 
 The other reports' GANs: --model mlp_gan --preset report001|report003|report004,
 --model dcgan --preset report001|report004 (the second DCGAN form),
---model infogan, --model vaegan; --loss bce|lsgan|wgan-gp for any of them.
+--model infogan, --model vaegan; --loss bce|lsgan|wgan-gp|hinge for any of them.
 Outputs go to outputs/<model>[_<preset>][_<loss>] (see docs/outputs.md); running
 the same command again resumes the run."""
 import sys
@@ -32,7 +32,8 @@ def make_parser():
     add("--loss", choices=LOSSES, default="bce",
         help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "
              "2017); wgan-gp: Wasserstein with gradient penalty 10 and 5 critic steps per "
-             "generator step, Adam(0, 0.9) (Gulrajani et al. 2017)")
+             "generator step, Adam(0, 0.9) (Gulrajani et al. 2017); hinge: the "
+             "discriminator's hinge loss (Lim & Ye 2017; Miyato et al. 2018)")
     add("--noise-dim", type=arguments.positive_int, default=None,
         help="size of the generator's noise; the VAE-GAN's latent size (default: the preset's)")
     add("--lr", type=arguments.positive_float, default=None,

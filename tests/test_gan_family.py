@@ -1,5 +1,5 @@
 """Every GAN of the reports (MLP GAN, DCGAN presets, InfoGAN, VAE-GAN) and
-every loss (bce, lsgan, wgan-gp): report parameter counts by hand, the
+every loss (bce, lsgan, wgan-gp, hinge): report parameter counts by hand, the
 losses by hand, one step, short runs, resume, Fashion-MNIST."""
 import json
 import math
@@ -107,6 +107,10 @@ def test_losses_by_hand():
     assert float(losses.WGAN_GP.real(out)) == pytest.approx(-1.0)
     assert float(losses.WGAN_GP.fake(out)) == pytest.approx(1.0)
     assert float(losses.BCE.fake(tf.zeros([4, 1]))) == pytest.approx(math.log(2))
+    # hinge: max(0, 1 - 2) and max(0, 1 - 0) for real; max(0, 1 + 2), max(0, 1 + 0) for fake
+    assert float(losses.HINGE.real(out)) == pytest.approx((0 + 1) / 2)
+    assert float(losses.HINGE.fake(out)) == pytest.approx((3 + 1) / 2)
+    assert float(losses.HINGE.generator(out)) == pytest.approx(-1.0)
 
 
 def test_gradient_penalty_of_a_linear_critic():
@@ -122,7 +126,8 @@ def test_gradient_penalty_of_a_linear_critic():
 CONFIGS = [("dcgan", "report000", "lsgan"), ("dcgan", "report001", "bce"),
            ("dcgan", "report004", "wgan-gp"), ("mlp_gan", "report004", "bce"),
            ("mlp_gan", "report001", "lsgan"), ("mlp_gan", "report003", "wgan-gp"),
-           ("infogan", "chen2016", "bce"), ("vaegan", "report002", "bce")]
+           ("infogan", "chen2016", "bce"), ("vaegan", "report002", "bce"),
+           ("mlp_gan", "report001", "hinge")]
 # In the default run a DCGAN with several critic steps and an MLP GAN (every
 # configuration's step is tested above; InfoGAN has its own run below, and
 # the report's DCGAN test_training.py's)
@@ -300,7 +305,7 @@ def test_fashion_mnist_run_and_output_names(synthetic_mnist, tmp_path, monkeypat
      "report004)"),
     (["--model", "dcgan", "--gamma", "1"], "argument --gamma: not an option of dcgan"),
     (["--model", "vaegan", "--g-lr", "0.001"], "argument --g-lr: not an option of vaegan"),
-    (["--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
+    (["--loss", "wasserstein"], "argument --loss: invalid choice: 'wasserstein'"),
     (["--beta-1", "1"], "argument --beta-1: expected a number in [0, 1), got 1"),
 ])
 def test_preset_and_option_errors(argv, message, capsys):

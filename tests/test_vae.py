@@ -218,3 +218,23 @@ def test_real_mnist_conv_vae_learns_in_one_epoch(real_mnist, tmp_path, dynamics_
                "--metrics-every", 0) == 0
     # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): -235.8 to -227.3
     margin.above("test_elbo", float(history(out)[0]["test_elbo"]), -300)
+
+
+def test_beta_weights_the_kl_term_of_the_loss_and_not_the_test_elbo(synthetic_mnist, tmp_path):
+    """--beta 4, a beta-VAE (Higgins et al. 2017): each epoch's loss is its
+    reconstruction plus 4 times its KL; the test ELBO of the same weights is
+    the one a beta-1 VAE computes."""
+    out = tmp_path / "beta"
+    assert run(synthetic_mnist, out, "--model", "mlp_vae", "--epochs", 2, "--seed", 1,
+               "--beta", 4) == 0
+    for row in history(out):
+        assert float(row["loss"]) == pytest.approx(
+            float(row["reconstruction"]) + 4 * float(row["kl"]), rel=1e-5)
+    from common import runs
+
+    beta = runs.open_run(out).model
+    plain = type(beta)(data_module.load("mnist", synthetic_mnist), latent_dim=beta.latent_dim,
+                       kl=beta.kl, binarize=beta.binarize, seed=1)  # the same model, beta 1
+    plain.vae.set_weights(beta.vae.get_weights())
+    assert beta.beta == 4 and plain.beta == 1
+    assert plain.evaluate() == beta.evaluate()

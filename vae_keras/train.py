@@ -41,6 +41,9 @@ def make_parser():
         help="static: pixels thresholded at 0.5 once (the tutorial's); dynamic: a fresh "
              "Bernoulli draw of every pixel at every step; none: grey-level targets, as the "
              "reports' PyTorch code (default: the preset's)")
+    add("--beta", type=arguments.positive_float, default=1.0,
+        help="the KL term's weight in the training loss: above 1 a beta-VAE (Higgins et al. "
+             "2017); the test ELBO stays the ELBO (beta 1)")
     add("--eval-every", type=arguments.positive_int, default=1,
         help="the whole test set's ELBO into history.csv every K epochs (and at the last)")
     parser.check = check
@@ -62,7 +65,7 @@ def build(args, data):
 
     model = {"conv_vae": ConvVAE, "mlp_vae": MLPVAE, "cvae": ConditionalVAE}[args.model]
     return model(data, args.preset, latent_dim=args.latent_dim, learning_rate=args.lr,
-                 kl=args.kl, binarize=args.binarize, seed=args.seed)
+                 kl=args.kl, binarize=args.binarize, beta=args.beta, seed=args.seed)
 
 
 def main(argv=None):

@@ -74,7 +74,9 @@ class VAE(keras.Model):
 
 
 class VariationalAutoencoder(GenerativeModel):
-    """A VAE trained on the negative ELBO (elbo.py). A subclass sets `name`
+    """A VAE trained on the negative ELBO (elbo.py), its KL term weighted by
+    `beta` (1: the ELBO; above 1 the beta-VAE of Higgins et al. 2017; the
+    test ELBO is the ELBO whatever beta). A subclass sets `name`
     and `networks_by_preset`: {preset: (make encoder, make decoder), each
     from the latent size}; `conditional` models see one-hot labels."""
 
@@ -86,10 +88,10 @@ class VariationalAutoencoder(GenerativeModel):
     networks_by_preset = {}
 
     def __init__(self, data, preset=None, *, latent_dim=2, learning_rate=1e-4, kl="mc",
-                 binarize="static", seed=0):
+                 binarize="static", beta=1.0, seed=0):
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
-        self.latent_dim, self.kl, self.binarize = latent_dim, kl, binarize
+        self.latent_dim, self.kl, self.binarize, self.beta = latent_dim, kl, binarize, beta
         self.has_likelihood = has_likelihood({"binarize": binarize})
         if not self.has_likelihood:  # grey levels: the run's own curve, not a likelihood
             self.plots = {**{title: columns for title, columns in self.plots.items()
@@ -142,7 +144,7 @@ class VariationalAutoencoder(GenerativeModel):
         with tf.GradientTape() as tape:
             logits, z, mean, logvar = self.vae(x, self.condition(labels), training=True)
             reconstruction, kl = elbo.elbo_terms(x, logits, z, mean, logvar, self.kl)
-            loss = tf.reduce_mean(reconstruction + kl)
+            loss = tf.reduce_mean(reconstruction + self.beta * kl)  # beta 1: the negative ELBO
         apply_gradients(self.optimizer, tape, loss, self.vae.trainable_variables)
         return {"loss": loss, "reconstruction": tf.reduce_mean(reconstruction),
                 "kl": tf.reduce_mean(kl)}
