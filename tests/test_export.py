@@ -323,7 +323,8 @@ def test_evaluate_sample_and_compare_open_a_kept_epoch(trained, tmp_path):
                          "--epoch", 1, "--samples", 32, "--iw-samples", 0, "--out",
                          tmp_path / "comparison")
     assert compare.returncode == 0, compare.stderr
-    assert "| mlp_vae | mlp_vae | 1 | 1 |" in (tmp_path / "comparison" / "report.md").read_text()
+    assert ("| mlp_vae | mlp_vae | mnist, grey levels in [0, 1], not binary: no likelihood | 1 | 1 |"
+            in (tmp_path / "comparison" / "report.md").read_text())
 
 
 def test_every_reader_refuses_an_epoch_not_kept(trained, tmp_path):
