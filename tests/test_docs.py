@@ -321,3 +321,52 @@ def test_a_path_outside_the_repository_is_found():
     assert outside("see ../README.md", readme) == ["../README.md"]
     assert outside(f"read {ROOT.parent}/shared/SPEC.md.", docs) == [
         f"{ROOT.parent}/shared/SPEC.md."]
+
+
+ANCHORED_LINK = re.compile(r"\]\(([^)\s#]*)(?:#([^)\s]*))?\)")  # [text](file#heading)
+
+
+def slug(heading):
+    """A heading's anchor as GitHub makes it: lower case, punctuation but
+    hyphens and underscores dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def headings(path):
+    """The anchors of a Markdown file's headings (not those in code fences)."""
+    anchors, fenced = set(), False
+    for line in path.read_text().splitlines():
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("#"):
+            anchors.add(slug(line.lstrip("#")))
+    return anchors
+
+
+def broken_links(path, root=ROOT):
+    """The links of a document whose file, or heading, does not exist."""
+    broken = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        for target, anchor in ANCHORED_LINK.findall(line):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            linked = (path.parent / target).resolve() if target else path
+            if not linked.exists():
+                broken.append(f"{path.relative_to(root)}:{number}: {target} does not exist")
+            elif anchor and linked.suffix == ".md" and anchor not in headings(linked):
+                broken.append(f"{path.relative_to(root)}:{number}: {target}#{anchor}: "
+                              f"no such heading")
+    return broken
+
+
+def test_every_link_of_the_readme_and_the_docs_resolves():
+    found = [broken for path in DOCUMENTS for broken in broken_links(path)]
+    assert not found, "\n".join(found)
+
+
+def test_a_broken_link_is_found(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n## Both kinds of CPU\n```\n# not a heading\n```\n"
+                    "[ok](page.md#both-kinds-of-cpu) [ok](#a-page) [gone](other.md) "
+                    "[no heading](page.md#not-a-heading) [web](https://example.org/x.md)\n")
+    assert broken_links(page, tmp_path) == ["page.md:6: other.md does not exist",
+                                  "page.md:6: page.md#not-a-heading: no such heading"]
