@@ -370,3 +370,7 @@ def test_a_broken_link_is_found(tmp_path):
                     "[no heading](page.md#not-a-heading) [web](https://example.org/x.md)\n")
     assert broken_links(page, tmp_path) == ["page.md:6: other.md does not exist",
                                   "page.md:6: page.md#not-a-heading: no such heading"]
+
+
+def test_the_readme_is_a_front_door_of_at_most_150_lines():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150
