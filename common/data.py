@@ -65,10 +65,10 @@ def test_data(args):
     return args["dataset"] + (f", {BINARIZATIONS[binarize]}" if binarize else "")
 
 
-def has_likelihood(args):
-    """Whether a VAE run's test images are binary, so that its ELBO and
-    importance-weighted bound bound a likelihood."""
-    return args.get("binarize") in ("static", "dynamic")
+def has_likelihood(binarize):
+    """Whether a VAE's test images, binarized by `binarize`, are binary, so
+    that its ELBO and importance-weighted bound bound a likelihood."""
+    return binarize in ("static", "dynamic")
 
 
 @dataclasses.dataclass(frozen=True)

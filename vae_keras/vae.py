@@ -92,7 +92,7 @@ class VariationalAutoencoder(GenerativeModel):
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
         self.latent_dim, self.kl, self.binarize, self.beta = latent_dim, kl, binarize, beta
-        self.has_likelihood = has_likelihood({"binarize": binarize})
+        self.has_likelihood = has_likelihood(binarize)
         if not self.has_likelihood:  # grey levels: the run's own curve, not a likelihood
             self.plots = {**{title: columns for title, columns in self.plots.items()
                              if columns != ("test_elbo",)},

@@ -29,8 +29,8 @@ from common.progress import Progress
 # all) per device type: the full bound on a GPU (seconds); on a CPU about a
 # minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
-# A VAE trained and scored on grey levels (--binarize none, the reports'
-# PyTorch VAEs): what it is scored by instead of a likelihood
+# What evaluate says of a VAE trained and scored on grey levels (--binarize
+# none, as the reports' PyTorch VAEs), in place of its likelihood
 NO_LIKELIHOOD = ("no test ELBO or NLL bound: on grey levels the Bernoulli decoder's loss bounds "
                  "no likelihood (--binarize none; history.csv's test_elbo is minus the reports' "
                  "loss)")
@@ -76,7 +76,8 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
               "test_data": data.test_data(loaded.config["args"]),
-              "grey_vae": loaded.config["args"].get("binarize") == "none",
+              "grey_vae": ("binarize" in loaded.config["args"]
+                           and not data.has_likelihood(loaded.config["args"]["binarize"])),
               "parameters": loaded.model.parameter_count(),
               "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
               "labels": evaluator.labels(generated, asked)}
