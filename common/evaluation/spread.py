@@ -111,8 +111,9 @@ def ranking(groups, metric, label):
         if tested is None:
             sentences.append(
                 f"{best} and {name} cannot be told apart by {label} ({numbers}): "
-                f"{'one run' if min(top.n, other.n) == 1 else 'runs'} of a configuration give "
-                f"no spread to test the difference against; train several seeds.")
+                + ("one run of a configuration gives" if min(top.n, other.n) == 1
+                   else "runs of a configuration give")
+                + " no spread to test the difference against; train several seeds.")
         elif tested[1] < ALPHA and top.mean != other.mean:
             sentences.append(f"{best} is better than {name} by {label}: {numbers} over "
                              f"{top.n} and {other.n} seeds (Welch t = {tested[0]:.2f}, "
