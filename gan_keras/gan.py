@@ -94,13 +94,13 @@ class GAN(GenerativeModel):
         2017, Algorithm 1); the scalars returned are the last share's."""
         for share, last in shares(batch[0], self.loss.critic_steps):
             with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-                scalars = self.losses(share)
+                scalars = self.step_losses(share)
             _apply(self.discriminator_optimizer, d_tape, scalars["d_loss"], self.discriminator)
             if last:
                 _apply(self.generator_optimizer, g_tape, scalars["g_loss"], self.generator)
         return scalars
 
-    def losses(self, real):
+    def step_losses(self, real):
         """The scalars of one step on the real images `real` (a model's
         `metrics`), g_loss and d_loss among them: the generated images from
         new noise, both packed (`pack`) for the discriminator."""

@@ -88,7 +88,7 @@ class InfoGAN(GAN):
         """Q predicts the codes of each of the images of a pack."""
         return make(channels * self.pack, samples=self.pack)
 
-    def losses(self, real):
+    def step_losses(self, real):
         """GAN's losses with Q's: the codes' mutual-information bound joins
         both networks' losses. With packing, Q's outputs for a pack are the
         codes of its images in turn."""

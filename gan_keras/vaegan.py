@@ -110,12 +110,12 @@ class VAEGAN(GenerativeModel):
     def train_step(self, batch):
         """Larsen et al. 2016, Algorithm 1, with one tape: the discriminator's
         update, then the encoder's and the decoder's, from the losses of
-        `losses`. With several critic steps per update of the autoencoder
+        `step_losses`. With several critic steps per update of the autoencoder
         (WGAN-GP), the batch holds one share per critic step, as a GAN's
         (gan.shares)."""
         for share, last in shares(batch[0], self.loss.critic_steps):
             with tf.GradientTape(persistent=True) as tape:
-                scalars = self.losses(share)
+                scalars = self.step_losses(share)
                 encoder_loss = scalars["prior"] + scalars["feature_reconstruction"]
             self._apply("discriminator", tape, scalars["d_loss"])
             if last:
@@ -123,7 +123,7 @@ class VAEGAN(GenerativeModel):
                 self._apply("decoder", tape, scalars["decoder_loss"])
         return scalars
 
-    def losses(self, x):
+    def step_losses(self, x):
         """The encoder minimizes L_prior + L_llike, the decoder gamma L_llike
         + its adversarial loss on reconstructions and prior samples, the
         discriminator its loss on real, reconstructed and prior-sampled
