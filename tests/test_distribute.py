@@ -265,6 +265,7 @@ MIRRORED_MODELS = [
     ("gan", ["--loss", "wgan-gp", "--batch-size", "16", "--train-size", "80"]),
     ("gan", ["--loss", "lsgan", "--pack", "2"]),
     ("gan", ["--model", "mlp_gan"]),
+    ("gan", ["--model", "mlp_gan", "--loss", "hinge"]),
     ("gan", ["--model", "infogan", "--pack", "2"]),
     ("gan", ["--model", "vaegan", "--noise-dim", "16", "--train-size", "32"]),
     ("vae", ["--model", "conv_vae"]),
@@ -278,7 +279,7 @@ def test_every_model_trains_mirrored_in_fp32_and_bf16(synthetic_mnist, tmp_path,
                                                       mixed_precision_runs):
     """A few steps of each on 2 replicas, one process per precision, both
     at once (one MirroredStrategy serves a process's models:
-    devices.make_strategy; all sixteen in one process took 3.7 GiB);
+    devices.make_strategy; sixteen in one process took 3.7 GiB);
     WGAN-GP's critic steps and its generator step among them (no optimizer
     step inside TensorFlow's control flow, which cannot reach the other
     replica). --jit across CPU replicas is one line, exit 2."""
