@@ -44,7 +44,7 @@ def make_parser():
     parser = Parser(prog="python bench/gpu_check.py", description=__doc__)
     parser.add_argument("--data-dir", default=None, help="MNIST's IDX files")
     parser.add_argument("--quick", action="store_true",
-                        help="256 images, the DCGAN and the conv VAE only")
+                        help="256 images; the conv VAE alone in parts 1 and 2")
     parser.add_argument("--models", default=None, help=argparse.SUPPRESS)  # a part-1 child
     parser.add_argument("--resume", default=None, help=argparse.SUPPRESS)  # a part-3 child
     return parser
@@ -141,15 +141,15 @@ def resume(args, deterministic):
     ["bit for bit" or the largest relative gap]."""
     from gan_keras import train as gan_train
 
-    scratch = tempfile.mkdtemp(prefix="gpu_check_resume_")
     common = ["--model", "dcgan", *_data(args), "--train-size", "256" if args.quick else "4096",
               "--metrics-every", "0", "--seed", "1", *deterministic.split()]
-    with contextlib.redirect_stdout(io.StringIO()):
-        for out, epochs in (("straight", 2), ("resumed", 1), ("resumed", 2)):
-            if gan_train.main([*common, "--epochs", str(epochs), "--out", f"{scratch}/{out}"]):
-                sys.exit(f"the {out} run failed")
-    histories = [RunDir(f"{scratch}/{out}").read_table("history")
-                 for out in ("straight", "resumed")]
+    with tempfile.TemporaryDirectory(prefix="gpu_check_resume_") as scratch:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for out, epochs in (("straight", 2), ("resumed", 1), ("resumed", 2)):
+                if gan_train.main([*common, "--epochs", str(epochs), "--out", f"{scratch}/{out}"]):
+                    sys.exit(f"the {out} run failed")
+        histories = [RunDir(f"{scratch}/{out}").read_table("history")
+                     for out in ("straight", "resumed")]
     gaps = [abs(float(a[k]) - float(b[k])) / max(abs(float(a[k])), 1e-12)
             for a, b in zip(*histories) for k in a if k not in MEASURED and k != "epoch"]
     print(json.dumps(["bit for bit" if not any(gaps)

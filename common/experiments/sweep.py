@@ -78,7 +78,8 @@ def run_all(runs, workers=1, cluster=None):
     if workers == 1:  # one after the other, in the foreground
         (slot,) = _slots(1)
         return {run.name: subprocess.run(run.command, env={
-            **os.environ, **({} if _mirrored(run.command) else slot)}).returncode for run in runs}
+            **os.environ, **({} if _asks_for_several_devices(run.command) else slot)}
+        ).returncode for run in runs}
     slots = queue.Queue()
     for slot in _slots(workers):
         slots.put(slot)
@@ -116,7 +117,7 @@ def _slots(workers):
              "OMP_NUM_THREADS": threads}] * workers
 
 
-def _mirrored(command):
+def _asks_for_several_devices(command):
     """Whether a run's command asks for several devices (--strategy
     mirrored or multiworker): with one worker it then sees every GPU."""
     words = " ".join(command).replace("--strategy=", "--strategy ")
