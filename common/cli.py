@@ -57,10 +57,12 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
              "config.json; a resumed run keeps its seed)")
     add("--dataset", choices=data.DATASETS, default="mnist",
         help="the data set to train on; stacked_mnist: three MNIST digits as the colour "
-             "channels of each image, 1000 modes (docs/data.md)")
+             "channels of each image, 1000 modes; binarized_mnist: one fixed Bernoulli draw "
+             "of MNIST's pixels, 50,000 training images, the likelihood literature's "
+             "(docs/data.md)")
     add("--data-dir", default=None,
         help="read the data offline from this directory: the four IDX files (.gz or not) or "
-             "<dataset>.npz, MNIST's for stacked_mnist (default: $MNIST_DATA_DIR or "
+             "<dataset>.npz, MNIST's for stacked_mnist and binarized_mnist (default: $MNIST_DATA_DIR or "
              "$FASHION_MNIST_DATA_DIR if set, else tensorflow-datasets)")
     add("--train-size", type=positive_int, default=None,
         help="train on the first N training images only (smoke runs)")
@@ -158,8 +160,8 @@ def main(parser, build, argv=None):
             args.out = worker_out(args.out, os.environ.get("TF_CONFIG"))
         except UsageError as error:
             parser.error(error)
-    if args.data_dir is None:  # a stacked set's: the directory of the set it is made from
-        source = data.STACKED.get(args.dataset, args.dataset)
+    if args.data_dir is None:  # a stacked or binarized set's: that of the set it is made from
+        source = data.MADE_FROM.get(args.dataset, args.dataset)
         args.data_dir = os.environ.get(f"{source.upper()}_DATA_DIR") or None
     try:
         devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before TensorFlow starts

@@ -1,7 +1,9 @@
 """MNIST-format data sets as numpy arrays: from tensorflow-datasets by default,
 or offline from the original IDX files or a Keras `.npz` in a directory; and
 Stacked MNIST, three MNIST digits as the colour channels of one image, the
-literature's count of mode collapse (`stack`).
+literature's count of mode collapse (`stack`); and binarized MNIST, one
+fixed Bernoulli draw of MNIST's pixels split as Larochelle's set
+(`binarized`), on which the likelihoods of the literature are reported.
 
 Only numpy is imported here, so that bad data is reported before TensorFlow
 starts (tensorflow-datasets is imported only when it is the source)."""
@@ -16,10 +18,12 @@ import numpy as np
 from common.errors import UsageError
 
 # tensorflow-datasets names, both shipped as the same IDX files; and the
-# data sets made from one of them: Stacked MNIST (see `stack`)
+# data sets made from one of them, by the function that makes each
 TFDS_DATASETS = ("mnist", "fashion_mnist")
 STACKED = {"stacked_mnist": "mnist"}
-DATASETS = (*TFDS_DATASETS, *STACKED)
+BINARIZED = {"binarized_mnist": "mnist"}
+MADE_FROM = {**STACKED, **BINARIZED}  # {data set: the data set it is made from}
+DATASETS = (*TFDS_DATASETS, *MADE_FROM)
 SIDE = 28  # every image is SIDE x SIDE pixels, grey levels (or three channels when stacked)
 # (training, test) images of each data set as published: a tensorflow-datasets
 # copy of another size is not the data set (a cut-short download, a test's mock).
@@ -45,6 +49,13 @@ STACKED_SIZES = {"train": 128_000, "test": 26_000}
 STACKED_SEEDS = {"train": 2017, "test": 2018}
 MODES = 1000  # a stacked image's label, its mode: 100 d0 + 10 d1 + d2 for the digits of its channels
 
+# Binarized MNIST as the likelihood literature uses it (Larochelle & Murray
+# 2011, after Salakhutdinov & Murray 2008): each pixel one Bernoulli draw of
+# its grey level / 255, drawn once; MNIST's first 50,000 training images for
+# training, its last 10,000 for validation, its test images for test. Ours
+# is another draw of the same process (docs/data.md), from this seed.
+BINARIZED_SEED = 2008
+BINARIZED_SPLIT = 50_000  # training images; the rest of MNIST's training split: validation
 
 # How a VAE's test images are made binary (vae_keras/train.py --binarize), in
 # words: each run's likelihood numbers are on the data these name, and only
@@ -60,15 +71,19 @@ BINARIZATIONS = {"static": "binarized at 0.5",
 
 def test_data(args):
     """The test images a run's numbers are computed on, in words, from its
-    config.json arguments: the data set and, for a VAE, its binarization."""
+    config.json arguments: the data set and, for a VAE, its binarization
+    (none on a binary data set, whose pixels every --binarize keeps)."""
+    if args["dataset"] in BINARIZED:
+        return (f"{args['dataset']}, one fixed Bernoulli draw of the grey levels "
+                f"(seed {BINARIZED_SEED})")
     binarize = args.get("binarize")
     return args["dataset"] + (f", {BINARIZATIONS[binarize]}" if binarize else "")
 
 
-def has_likelihood(binarize):
+def has_likelihood(binarize, dataset):
     """Whether a VAE's test images, binarized by `binarize`, are binary, so
     that its ELBO and importance-weighted bound bound a likelihood."""
-    return binarize in ("static", "dynamic")
+    return binarize in ("static", "dynamic") or dataset in BINARIZED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +98,8 @@ class Data:
     test_images: np.ndarray
     test_labels: np.ndarray
     digits: "Data" = None  # for a stacked set, the MNIST its channels are drawn from
+    validation_images: np.ndarray = None  # a held-out split, where the data set has one
+    validation_labels: np.ndarray = None
 
     @property
     def channels(self):
@@ -100,12 +117,14 @@ class Data:
 
 def load(name="mnist", data_dir=None):
     """Read `name` from `data_dir` (IDX files or `<name>.npz`; for a
-    stacked set, those of the data set it is made from), or from
-    tensorflow-datasets when `data_dir` is None."""
+    stacked or binarized set, those of the data set it is made from), or
+    from tensorflow-datasets when `data_dir` is None."""
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name in STACKED:
         return stacked(name, load(STACKED[name], data_dir))
+    if name in BINARIZED:
+        return binarized(name, load(BINARIZED[name], data_dir))
     if data_dir is None:
         splits, source = _from_tfds(name), f"tensorflow-datasets:{name}"
     else:
@@ -150,6 +169,27 @@ def stacked(name, digits):
     test = stack(digits.test_images, digits.test_labels, STACKED_SIZES["test"],
                  STACKED_SEEDS["test"])
     return Data(name, f"stacked from {digits.source}", *train, *test, digits=digits)
+
+
+def bernoulli(images, seed):
+    """uint8 images -> each pixel 255 with probability grey level / 255,
+    else 0: numpy's PCG64 from `seed` draws one float32 uniform per pixel in
+    C order (pinned by a test)."""
+    uniform = np.random.default_rng(seed).random(images.shape, dtype=np.float32)
+    return np.where(uniform * 255 < images, np.uint8(255), np.uint8(0))
+
+
+def binarized(name, digits):
+    """The binarized set `name` made from MNIST `digits` (BINARIZED_SEED,
+    BINARIZED_SPLIT): its training split drawn first, then its test split,
+    from one generator; the same images for the same MNIST, every time. The
+    labels are the digits', which the likelihoods do not use."""
+    rng = np.random.default_rng(BINARIZED_SEED)
+    train, test = (bernoulli(images, rng) for images in (digits.train_images, digits.test_images))
+    return Data(name, f"binarized from {digits.source}", train[:BINARIZED_SPLIT],
+                digits.train_labels[:BINARIZED_SPLIT], test, digits.test_labels,
+                validation_images=train[BINARIZED_SPLIT:],
+                validation_labels=digits.train_labels[BINARIZED_SPLIT:])
 
 
 def _from_dir(data_dir, name):

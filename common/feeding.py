@@ -25,6 +25,12 @@ def feed(data, prepare, batch_size, seed, *, strategy=None, on_device=False, who
     return Pipeline(images, labels, batch_size, seed, whole, strategy)
 
 
+def steps_per_epoch(size, batch_size, whole):
+    """Batches in an epoch of `size` images: the last, smaller one kept
+    unless `whole`."""
+    return size // batch_size if whole else math.ceil(size / batch_size)
+
+
 class Pipeline:
     """tf.data: shuffled, batched and prefetched from host memory. Under a
     strategy each batch of `batch_size` (the global batch) is split across
@@ -35,7 +41,7 @@ class Pipeline:
         self.dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         self.size, self.batch_size, self.seed = len(labels), batch_size, seed
         self.strategy, self.whole = strategy, whole
-        self.steps = self.size // batch_size if whole else math.ceil(self.size / batch_size)
+        self.steps = steps_per_epoch(self.size, batch_size, whole)
 
     def epoch(self, epoch, skip=0):
         dataset = (self.dataset.shuffle(self.size, seed=self.seed * 100_003 + epoch)
@@ -57,7 +63,7 @@ class OnDevice:
     def __init__(self, images, labels, batch_size, seed, whole):
         self.images, self.labels = images, labels
         self.size, self.batch_size, self.seed = len(labels), batch_size, seed
-        self.steps = self.size // batch_size if whole else math.ceil(self.size / batch_size)
+        self.steps = steps_per_epoch(self.size, batch_size, whole)
         self.order = tf.Variable(tf.range(self.size), trainable=False)
         self.position = tf.Variable(0, trainable=False)
 

@@ -134,8 +134,25 @@ def conditional_labels(n, digit=None):
     return np.full(n, digit, np.int32) if digit is not None else np.arange(n, dtype=np.int32) % 10
 
 
+def step_decay(learning_rate, milestones, decay, steps_per_epoch):
+    """The learning rate multiplied by `decay` at the end of each epoch of
+    `milestones` (PyTorch's MultiStepLR): a schedule of the optimizer's
+    step count, which a checkpoint holds, so a run resumed anywhere goes on
+    at the rate it had. Without milestones, the constant `learning_rate`."""
+    import keras
+
+    if not milestones:
+        return learning_rate
+    # the step number the schedule sees is 0 at the first step: step
+    # m * steps_per_epoch, the first of epoch m + 1, is the first at the new rate
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [m * steps_per_epoch - 1 for m in milestones],
+        [learning_rate * decay ** i for i in range(len(milestones) + 1)])
+
+
 def make_optimizer(learning_rate, variables, beta_1=0.9, beta_2=0.999):
-    """Adam over `variables`, built now so that a checkpoint restores its
+    """Adam over `variables` at `learning_rate` (a rate or a Keras
+    schedule), built now so that a checkpoint restores its
     slots (and, under tf.distribute, so that its slots are created in the
     strategy's scope); under the mixed_float16 policy wrapped in Keras's
     dynamic loss scaling."""

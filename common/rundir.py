@@ -243,6 +243,7 @@ def _differences(old, model, args):
     if old.get("model") != model:
         return [f"model {old.get('model')!r}, not {model!r}"]
     stored = old.get("args", {})
+    args = json.loads(json.dumps(args))  # as config.json holds them: tuples become lists
     return [f"--{key.replace('_', '-')} {stored[key]} there, {args[key]} here"
             for key in sorted(set(stored) & set(args) - RUN_CONTROL)
             if stored[key] != args[key]

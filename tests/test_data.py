@@ -177,3 +177,47 @@ def test_tensorflow_datasets_can_read_its_download_checksums():
     for name in data.TFDS_DATASETS:
         urls = type(tfds.builder(name)).url_infos
         assert any(url.endswith("train-images-idx3-ubyte.gz") for url in urls)
+
+
+def test_binarized_mnist_is_one_fixed_bernoulli_draw_of_mnist(synthetic_mnist):
+    """Every pixel 0 or 255, 255 with probability grey level / 255 (black
+    stays black, white stays white, the mean as the grey levels' within
+    four standard errors); the training split drawn first, then the test
+    split, from one generator seeded BINARIZED_SEED; the same every time."""
+    mnist = data.load("mnist", synthetic_mnist)
+    binary = data.load("binarized_mnist", synthetic_mnist)
+    assert binary.source == f"binarized from {synthetic_mnist}"
+    for grey, drawn in ((mnist.train_images, binary.train_images),
+                        (mnist.test_images, binary.test_images)):
+        assert set(np.unique(drawn)) <= {0, 255}
+        assert (drawn[grey == 0] == 0).all() and (drawn[grey == 255] == 255).all()
+        p = grey / 255.0
+        assert abs((drawn / 255.0).mean() - p.mean()) < 4 * np.sqrt((p * (1 - p)).sum()) / p.size
+    rng = np.random.default_rng(data.BINARIZED_SEED)
+    np.testing.assert_array_equal(binary.train_images, data.bernoulli(mnist.train_images, rng))
+    np.testing.assert_array_equal(binary.test_images, data.bernoulli(mnist.test_images, rng))
+    assert binary.test_labels.tolist() == mnist.test_labels.tolist()
+    np.testing.assert_array_equal(data.load("binarized_mnist", synthetic_mnist).train_images,
+                                  binary.train_images)
+
+
+def test_binarized_mnist_splits_mnist_s_training_images_as_larochelle_s_set():
+    """The first 50,000 of MNIST's training images train, the next 10,000
+    validate; the test images are MNIST's (here on 60,010 + 3 made-up
+    images, each its own index)."""
+    index = np.arange(60_010)
+    images = np.broadcast_to((index % 256).astype(np.uint8)[:, None, None], (60_010, 28, 28))
+    digits = data.Data("mnist", "made up", images, (index % 10).astype(np.uint8),
+                       images[:3], np.zeros(3, np.uint8))
+    binary = data.binarized("binarized_mnist", digits)
+    assert (len(binary.train_images), len(binary.validation_images), len(binary.test_images)) == (
+        50_000, 10_010, 3)
+    assert binary.train_labels.tolist() == digits.train_labels[:50_000].tolist()
+    assert binary.validation_labels.tolist() == digits.train_labels[50_000:].tolist()
+
+
+def test_the_binarizing_draws_are_pinned():
+    """The first uniforms every machine must draw from the documented seed:
+    a numpy whose PCG64 drew otherwise would make another binarized MNIST."""
+    assert np.random.default_rng(data.BINARIZED_SEED).random(3, dtype=np.float32).tolist() == [
+        0.6734018921852112, 0.8951574563980103, 0.7566547989845276]

@@ -278,6 +278,30 @@ def test_evaluate_command(runs_dir, capsys):
     assert "NLL" not in gan and "32 samples against 32 test images" in gan
 
 
+def test_the_bound_s_rounds_are_independent_draws_whose_mean_and_spread_evaluate_gives(
+        runs_dir, tmp_path, capsys):
+    """--iw-rounds 3 (pythae's protocol has 5): three bounds from seeds 0, 1,
+    2, each the model's own likelihood() of that seed; nll_iw their mean,
+    nll_iw_std their population standard deviation, both printed."""
+    from common import runs
+    from common.evaluation import evaluate
+
+    run = tmp_path / "conv_vae"
+    shutil.copytree(runs_dir / "conv_vae", run)
+    (run / "evaluation.json").unlink(missing_ok=True)
+    assert evaluate.main([str(run), "--iw-samples", "4", "--iw-images", "8", "--iw-rounds", "3",
+                          "--samples", "32"]) == 0
+    said = capsys.readouterr().out
+    bound = json.loads((run / "evaluation.json").read_text())["likelihood"]
+    model = runs.open_run(run).model
+    expected = [model.likelihood(8, 4, seed=r)["nll_iw"] for r in range(3)]
+    assert bound["nll_iw_rounds"] == pytest.approx(expected, rel=1e-6)
+    assert len(set(expected)) == 3  # three draws, not one three times
+    assert bound["nll_iw"] == pytest.approx(np.mean(expected), rel=1e-6)
+    assert bound["nll_iw_std"] == pytest.approx(np.std(expected), rel=1e-5)
+    assert f"{bound['nll_iw']:.2f} ± {bound['nll_iw_std']:.2f} (std of 3 rounds)" in said
+
+
 def test_a_run_made_before_an_option_existed_opens_with_its_default(runs_dir, tmp_path):
     """config.json of an older version lacks the options added since
     (--preset, the speed options): the run opens with today's defaults."""

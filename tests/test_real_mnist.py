@@ -15,6 +15,10 @@ from gan_keras.dcgan import DCGAN
 STACKED_DIGESTS = {"train_images": "c22f7b3026afeebc", "train_labels": "a432847180081ac4",
                    "test_images": "b306eea354e7b9ee", "test_labels": "becd06a44f9326d4"}
 
+# ... and of binarized MNIST's images (docs/data.md)
+BINARIZED_DIGESTS = {"train_images": "b2d835af1dd47917", "validation_images": "f28f196e2e905f77",
+                     "test_images": "51e834619add5c0d"}
+
 
 def test_real_idx_files_load_with_their_known_statistics(real_mnist):
     mnist = data.load("mnist", real_mnist)
@@ -30,6 +34,19 @@ def test_stacked_mnist_is_the_documented_set(real_mnist):
     digests = {part: hashlib.sha256(getattr(stacked, part)).hexdigest()[:16]
                for part in ("train_images", "train_labels", "test_images", "test_labels")}
     assert digests == STACKED_DIGESTS
+    documented = (ROOT / "docs" / "data.md").read_text()
+    assert all(f"`{digest}`" in documented for digest in digests.values())
+
+
+def test_binarized_mnist_is_the_documented_set(real_mnist):
+    """50,000 / 10,000 / 10,000 images, as Larochelle's binarized MNIST, with
+    the SHA-256 digests docs/data.md gives, on every machine."""
+    binary = data.load("binarized_mnist", real_mnist)
+    sizes = [len(getattr(binary, part)) for part in BINARIZED_DIGESTS]
+    assert sizes == [50_000, 10_000, 10_000]
+    digests = {part: hashlib.sha256(getattr(binary, part)).hexdigest()[:16]
+               for part in BINARIZED_DIGESTS}
+    assert digests == BINARIZED_DIGESTS
     documented = (ROOT / "docs" / "data.md").read_text()
     assert all(f"`{digest}`" in documented for digest in digests.values())
 

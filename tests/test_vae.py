@@ -238,3 +238,59 @@ def test_beta_weights_the_kl_term_of_the_loss_and_not_the_test_elbo(synthetic_mn
     plain.vae.set_weights(beta.vae.get_weights())
     assert beta.beta == 4 and plain.beta == 1
     assert plain.evaluate() == beta.evaluate()
+
+
+def test_the_step_decay_multiplies_the_rate_after_each_milestone_epoch():
+    """--lr-milestones 1,3 --lr-decay 0.5 on epochs of 4 steps: epoch 1 at
+    the rate, epochs 2 and 3 at half, from epoch 4 a quarter (PyTorch's
+    MultiStepLR, stepped at the end of each epoch)."""
+    from common.model import step_decay
+
+    rates = step_decay(1.0, (1, 3), 0.5, steps_per_epoch=4)
+    assert [float(rates(step)) for step in range(16)] == [1.0] * 4 + [0.5] * 8 + [0.25] * 4
+    assert step_decay(1e-3, (), 0.5, 4) == 1e-3  # no milestones: the constant rate
+
+
+def test_a_run_resumed_at_a_milestone_goes_on_at_the_decayed_rate(synthetic_mnist, tmp_path):
+    """Epochs 1 + 1 resumed equal 2 straight with the rate halved after
+    epoch 1, the optimizer resumed at half the rate; without the milestone
+    epoch 2 differs, so the schedule is what made it. A rollback, which
+    halves a constant rate, is refused beside it in one line."""
+    from common import runs
+
+    schedule = ("--model", "mlp_vae", "--seed", 4, "--lr-milestones", 1, "--lr-decay", 0.5)
+    run(synthetic_mnist, tmp_path / "straight", "--epochs", 2, *schedule)
+    run(synthetic_mnist, tmp_path / "resumed", "--epochs", 1, *schedule)
+    run(synthetic_mnist, tmp_path / "resumed", "--epochs", 2, *schedule)
+    run(synthetic_mnist, tmp_path / "constant", "--epochs", 2, *schedule[:4])
+    straight, resumed = history(tmp_path / "straight"), history(tmp_path / "resumed")
+    constant = history(tmp_path / "constant")
+    for column in ("loss", "test_elbo"):
+        assert [r[column] for r in resumed] == [r[column] for r in straight]
+    assert constant[0]["loss"] == straight[0]["loss"] and constant[1]["loss"] != straight[1]["loss"]
+    optimizer = runs.open_run(tmp_path / "resumed").model.optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(1e-3 / 2)  # report 004's 1e-3, halved
+    with pytest.raises(SystemExit) as refused:
+        run(synthetic_mnist, tmp_path / "rollback", *schedule, "--on-nonfinite", "rollback")
+    assert refused.value.code == 2
+
+
+def test_the_rezende2015_preset_is_pythae_s_vae_on_binarized_mnist(synthetic_mnist, tmp_path):
+    """784-400-40 and its mirror (676,864 weights), Adam with pythae's
+    MultiStepLR, on binarized MNIST by default: its numbers are a
+    likelihood, on the data config.json names."""
+    import json
+
+    from common import runs
+
+    out = tmp_path / "rezende2015"
+    assert run(synthetic_mnist, out, "--model", "mlp_vae", "--preset", "rezende2015",
+               "--epochs", 1, "--metrics-every", 0) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["dataset"] == "binarized_mnist" and config["args"]["latent_dim"] == 40
+    assert config["args"]["lr_milestones"] == [200, 350, 500, 750, 1000]
+    assert config["test_data"] == "binarized_mnist, one fixed Bernoulli draw of the grey levels " \
+                                  "(seed 2008)"
+    model = runs.open_run(out).model
+    assert model.parameter_count() == 676_864 and model.has_likelihood
+    assert [layer.units for layer in model.vae.encoder.layers if hasattr(layer, "units")] == [400, 80]

@@ -1,6 +1,6 @@
 """The fully connected VAEs of reports 001, 003 and 004 (docs/models.md,
-"Every VAE of the reports"): one pair of builders, each report's widths a
-preset; and the conditional VAE of report 001, the same networks with a
+"Every VAE of the reports") and of the likelihood literature (rezende2015):
+one pair of builders, each report's widths a preset; and the conditional VAE of report 001, the same networks with a
 one-hot label joined to the encoder's input and to z. Their
 hyperparameters are in presets.py."""
 import functools
@@ -58,6 +58,8 @@ class MLPVAE(VariationalAutoencoder):
         "report001": networks(REPORT001),
         # report 003, tables 3-4: the same widths as report 004
         "report003": networks((512, 256)),
+        # Rezende & Mohamed 2015 as pythae reproduces it: 784 -> 400 -> 40; 40 -> 400 -> 784
+        "rezende2015": networks((400,)),
     }
 
 

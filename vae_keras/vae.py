@@ -14,7 +14,7 @@ from common import images
 from common.data import TEST_DRAW_SEED, has_likelihood
 from common.layers import replica_seed
 from common.model import (GenerativeModel, Input, apply_gradients, conditional_labels,
-                          make_optimizer, pictures, with_channels)
+                          make_optimizer, pictures, step_decay, with_channels)
 from vae_keras import elbo
 
 PANEL_ROWS = ("Originals", "Decoded Random Samples", "Decoded Modes", "Decoded Means",
@@ -76,7 +76,9 @@ class VAE(keras.Model):
 class VariationalAutoencoder(GenerativeModel):
     """A VAE trained on the negative ELBO (elbo.py), its KL term weighted by
     `beta` (1: the ELBO; above 1 the beta-VAE of Higgins et al. 2017; the
-    test ELBO is the ELBO whatever beta). A subclass sets `name`
+    test ELBO is the ELBO whatever beta), its learning rate multiplied by
+    `lr_decay` after each epoch of `lr_milestones` (epochs of
+    `steps_per_epoch` steps). A subclass sets `name`
     and `networks_by_preset`: {preset: (make encoder, make decoder), each
     from the latent size}; `conditional` models see one-hot labels."""
 
@@ -88,11 +90,12 @@ class VariationalAutoencoder(GenerativeModel):
     networks_by_preset = {}
 
     def __init__(self, data, preset=None, *, latent_dim=2, learning_rate=1e-4, kl="mc",
-                 binarize="static", beta=1.0, seed=0):
+                 binarize="static", beta=1.0, seed=0, lr_milestones=(), lr_decay=0.1,
+                 steps_per_epoch=None):
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
         self.latent_dim, self.kl, self.binarize, self.beta = latent_dim, kl, binarize, beta
-        self.has_likelihood = has_likelihood(binarize)
+        self.has_likelihood = has_likelihood(binarize, data.name)
         if not self.has_likelihood:  # grey levels: the run's own curve, not a likelihood
             self.plots = {**{title: columns for title, columns in self.plots.items()
                              if columns != ("test_elbo",)},
@@ -103,7 +106,9 @@ class VariationalAutoencoder(GenerativeModel):
             self.inputs["digit"] = Input((), "int32", f"the digit to draw, 0 to {CLASSES - 1}")
         self.vae = VAE(make_encoder(latent_dim, data.channels),
                        make_decoder(latent_dim, data.channels), seed=seed, name=self.name)
-        self.optimizer = make_optimizer(learning_rate, self.vae.trainable_variables)
+        self.optimizer = make_optimizer(
+            step_decay(learning_rate, lr_milestones, lr_decay, steps_per_epoch),
+            self.vae.trainable_variables)
         self.networks = {"vae": self.vae}
         self.exported = {"decoder": self.vae.decoder, "encoder": self.vae.encoder}
         self.optimizers = {"optimizer": self.optimizer}

@@ -1,6 +1,7 @@
 """Sample quality and likelihood of a trained run, in numbers.
 
     python -m common.evaluation.evaluate RUN_DIR [--epoch N] [--samples 10000] [--iw-samples 1000]
+                                         [--iw-rounds 5]
 
 scores the run's latest checkpoint (or, with --epoch, that of a kept epoch):
 N generated images (as 8-bit images, the way an export holds them) against
@@ -9,11 +10,14 @@ the N first test images in the evaluation classifier's feature space
 precision and recall; on Stacked MNIST also the modes hit and the mode KL),
 each beside its real-vs-real floor (N training images against the same test
 images), and, for a VAE, the test-set ELBO and the importance-weighted
-bound on the negative log-likelihood. It prints a table and writes it to
+bound on the negative log-likelihood (its mean and spread over --iw-rounds
+independent draws, as pythae reports it). It prints a table and writes it to
 RUN_DIR/evaluation.json (evaluation_at_epoch_N.json); the training scripts
 use the same Evaluator for metrics.csv."""
 import json
 import sys
+
+import numpy as np
 
 from common import data, runs
 from common.arguments import Parser, non_negative_int, positive_int
@@ -34,7 +38,7 @@ IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
 NO_LIKELIHOOD = ("no test ELBO or NLL bound: on grey levels the Bernoulli decoder's loss bounds "
                  "no likelihood (--binarize none; history.csv's test_elbo is minus the reports' "
                  "loss)")
-FORMAT = 6  # of evaluation.json: a stored evaluation of another format is computed again
+FORMAT = 7  # of evaluation.json: a stored evaluation of another format is computed again
 
 
 def likelihood_budget(iw_samples, iw_images, test_images):
@@ -48,11 +52,13 @@ def likelihood_budget(iw_samples, iw_images, test_images):
 
 
 def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=None,
-                 data_dir=None, classifier_dir=None):
+                 iw_rounds=1, data_dir=None, classifier_dir=None):
     """Score the run at `path`, at its latest checkpoint or at the end of
     `epoch`; the result (also written to RunDir.evaluation_path) is reused
     while the checkpoint and settings are the same. The likelihood bound's
-    budget is the device type's unless given (likelihood_budget)."""
+    budget is the device type's unless given (likelihood_budget); it is
+    computed `iw_rounds` times, from seeds 0, 1, ...: its mean is nll_iw,
+    its population standard deviation nll_iw_std."""
     loaded = runs.open_run(path, epoch, data_dir=data_dir)  # TensorFlow starts here
     from common.evaluation import classifier
 
@@ -61,7 +67,7 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     trained = classifier.load_or_train(loaded.data, classifier.cache_dir(path, classifier_dir))
     settings = {"format": FORMAT, "epoch": loaded.epoch,
                 "samples": sample_count(loaded.data, samples),
-                "iw_samples": iw_samples, "iw_images": iw_images,
+                "iw_samples": iw_samples, "iw_images": iw_images, "iw_rounds": iw_rounds,
                 "classifier": trained.info["key"]}
     cache = loaded.run.evaluation_path(epoch)
     if cache.exists():
@@ -77,7 +83,8 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     result = {"model": loaded.config["model"], "settings": settings,
               "test_data": data.test_data(loaded.config["args"]),
               "grey_vae": ("binarize" in loaded.config["args"]
-                           and not data.has_likelihood(loaded.config["args"]["binarize"])),
+                           and not data.has_likelihood(loaded.config["args"]["binarize"],
+                                                       loaded.config["args"]["dataset"])),
               "parameters": loaded.model.parameter_count(),
               "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
               "labels": evaluator.labels(generated, asked)}
@@ -90,10 +97,16 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     result["likelihood"] = {}
     if iw_samples and loaded.model.has_likelihood:
         step = Progress(f"Likelihood bound of {loaded.run.path}: K = {iw_samples} importance "
-                        f"samples for each of {iw_images} test images", iw_images)
-        result["likelihood"] = loaded.model.likelihood(iw_images, iw_samples,
-                                                       progress=step.update)
+                        f"samples for each of {iw_images} test images, {iw_rounds} "
+                        f"round{'s' * (iw_rounds > 1)}", iw_images * iw_rounds)
+        rounds = [loaded.model.likelihood(iw_images, iw_samples, seed=r, progress=lambda done,
+                                          r=r: step.update(r * iw_images + done))
+                  for r in range(iw_rounds)]
         step.finish()
+        bounds = [bound["nll_iw"] for bound in rounds]
+        result["likelihood"] = {"test_elbo": rounds[0]["test_elbo"],
+                                "nll_iw": float(np.mean(bounds)), "nll_iw_std": float(np.std(bounds)),
+                                "nll_iw_rounds": bounds}
     with atomic_write(cache, "w") as f:
         json.dump(result, f, indent=2)
     return result
@@ -127,7 +140,9 @@ def table(result):
         lines.append(NO_LIKELIHOOD)
     if likelihood:
         lines.append(f"{'test-set ELBO (nats)':28} {likelihood['test_elbo']:12.2f}")
-        lines.append(f"{'NLL, IW bound (nats)':28} {likelihood['nll_iw']:12.2f}   "
+        spread = (f" ± {likelihood['nll_iw_std']:.2f} (std of {s['iw_rounds']} rounds)"
+                  if s["iw_rounds"] > 1 else "")
+        lines.append(f"{'NLL, IW bound (nats)':28} {likelihood['nll_iw']:12.2f}{spread}   "
                      f"(K = {s['iw_samples']}, {s['iw_images']} test images)")
     return lines
 
@@ -149,6 +164,9 @@ def add_options(parser):
     add("--iw-images", type=positive_int, default=None,
         help="test images for the likelihood bound (default: all on a GPU, the first "
              f"{IW_BUDGET['CPU'][1]} on a CPU)")
+    add("--iw-rounds", type=positive_int, default=1,
+        help="compute the likelihood bound this many times, from independent draws, and give "
+             "their mean and standard deviation (pythae's protocol: 5 rounds of K = 200)")
     add("--data-dir", default=None,
         help="read the data from here instead of where the run read it")
     add("--classifier-dir", default=None,
@@ -159,7 +177,7 @@ def add_options(parser):
 def options(args):
     """The keyword arguments of evaluate_run from parsed `add_options`."""
     return {"epoch": args.epoch, "samples": args.samples, "iw_samples": args.iw_samples,
-            "iw_images": args.iw_images, "data_dir": args.data_dir,
+            "iw_images": args.iw_images, "iw_rounds": args.iw_rounds, "data_dir": args.data_dir,
             "classifier_dir": args.classifier_dir}
 
 
