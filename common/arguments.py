@@ -4,15 +4,40 @@ take, and parsing with presets. Nothing of the project is imported here, so
 every module may use it."""
 import argparse
 
+# What an option is to a training run, its `role` where it is declared
+# (Parser.add_argument): it DEFINES the run (a resumed command must give the
+# same), CONTROLS it (may change when the run resumes: how long, how often),
+# is a PATH (controls it; relative to the repository in the command that
+# resumes the run), a SPEED setting (controls it; left out of that command:
+# each process takes its device type's, docs/speed.md), or holds for ONCE,
+# this invocation (left out of it too). config.json, the resume check and
+# the resume command read the roles (common/cli.py, common/rundir.py).
+DEFINES, CONTROLS, PATH, SPEED, ONCE = "defines", "controls", "path", "speed", "once"
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line instead of a usage block, and
-    no abbreviated options (a prefix that works today may not tomorrow)."""
+    """argparse, with its errors on one line instead of a usage block, no
+    abbreviated options (a prefix that works today may not tomorrow), and
+    each option's role."""
 
     presets = None  # {model: {preset: {argument: default}}}: see parse
 
     def __init__(self, **kwargs):
         super().__init__(allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+    def add_argument(self, *args, role=DEFINES, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        action.role = role
+        return action
+
+    def options(self, *roles):
+        """The names (dest) of the options of these roles."""
+        return frozenset(action.dest for action in self._actions
+                         if action.option_strings and action.role in roles)
+
+    def run_controls(self):
+        """The options a resumed run may change."""
+        return self.options(CONTROLS, PATH, SPEED, ONCE)
 
     def error(self, message):  # message: text, or a UsageError to show as one
         self.exit(2, f"{self.prog}: error: {message}\n")

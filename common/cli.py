@@ -22,14 +22,15 @@ from importlib import metadata
 from pathlib import Path
 
 from common import arguments, data, devices, quiet
-from common.arguments import Parser, non_negative_int, positive_int, seed
+from common.arguments import (CONTROLS, ONCE, PATH, SPEED, Parser, non_negative_int,
+                              positive_int, seed)
 from common.atomic import nearest_existing
 from common.errors import Diverged, Terminated, UsageError
 from common.rundir import RunDir
 
 
 def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets=None,
-                fp32_models=()):
+                fp32_models=(), check=None):
     """The arguments every model takes; a train.py adds its model's own.
     `models` are the --model choices (the first is the default); `epochs`
     and `batch_size` are the report's values for that script, `keep_epochs`
@@ -37,10 +38,12 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
     {model: {preset: {argument: default}}}, adds --preset: the chosen
     preset's values become the defaults (see `parse`). `fp32_models` compute
     in fp32 unless told otherwise, on every device: mixed precision
-    measurably changes what they learn."""
+    measurably changes what they learn. `check(args, data)` is a train.py's
+    own check of its arguments and data (a UsageError). Each option's role
+    (common/arguments.py) says what it is to a run."""
     parser = Parser(description=description)
     parser.presets, parser.fp32_models = presets, fp32_models
-    parser.check = lambda args, data: None  # a train.py's own checks of its arguments and data
+    parser.check = check or (lambda args, data: None)
     add = parser.add_argument
     add("--model", choices=models, default=models[0], help="the model to train")
     if presets:
@@ -48,7 +51,7 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
             help="the report whose model and hyperparameters to use; "
                  + "; ".join(f"{model}: {', '.join(names)}" for model, names in presets.items())
                  + " (default: the first)")
-    add("--epochs", type=positive_int, default=epochs,
+    add("--epochs", type=positive_int, default=epochs, role=CONTROLS,
         help="total epochs; a resumed run trains up to this number")
     add("--batch-size", type=positive_int, default=batch_size,
         help="images per training step")
@@ -60,58 +63,60 @@ def make_parser(description, *, models, epochs, batch_size, keep_epochs, presets
              "channels of each image, 1000 modes; binarized_mnist: one fixed Bernoulli draw "
              "of MNIST's pixels, 50,000 training images, the likelihood literature's "
              "(docs/data.md)")
-    add("--data-dir", default=None,
+    add("--data-dir", default=None, role=PATH,
         help="read the data offline from this directory: the four IDX files (.gz or not) or "
              "<dataset>.npz, MNIST's for stacked_mnist and binarized_mnist (default: $MNIST_DATA_DIR or "
              "$FASHION_MNIST_DATA_DIR if set, else tensorflow-datasets)")
     add("--train-size", type=positive_int, default=None,
         help="train on the first N training images only (smoke runs)")
-    add("--out", default=None, help="run directory (default: outputs/<model>, with the preset, "
+    add("--out", default=None, role=PATH, help="run directory (default: outputs/<model>, with the preset, "
                                     "loss and dataset appended when not the defaults)")
-    add("--fresh", action="store_true",
+    add("--fresh", action="store_true", role=ONCE,
         help="replace the run already in --out instead of resuming it")
-    add("--save-every", type=positive_int, default=1,
+    add("--save-every", type=positive_int, default=1, role=CONTROLS,
         help="write the sample picture every K epochs (and always at the last)")
-    add("--checkpoint-every", type=positive_int, default=1,
+    add("--checkpoint-every", type=positive_int, default=1, role=CONTROLS,
         help="checkpoint every K epochs (and always at the last and at those of "
              "--keep-epochs); the last 3 are kept")
     add("--keep-epochs", type=arguments.epoch_list, default=keep_epochs, metavar="LIST",
+        role=CONTROLS,
         help="keep the checkpoints of these epochs for good, beside the last 3, for evaluate, "
              "sample, generate and export --epoch N later: epochs separated by commas, or "
              "none (default: the report's milestones, "
              + ",".join(map(str, keep_epochs)) + ")")
-    add("--on-nonfinite", choices=("stop", "rollback"), default="stop",
+    add("--on-nonfinite", choices=("stop", "rollback"), default="stop", role=CONTROLS,
         help="when a loss or a weight becomes NaN or infinite: stop with exit status 3, the "
              "last checkpoints kept; or go back to the last checkpoint at half the learning "
              "rate and train on (3 times at most, then stop)")
-    add("--metrics-every", type=non_negative_int, default=10,
+    add("--metrics-every", type=non_negative_int, default=10, role=CONTROLS,
         help="score 'metrics-samples' generated images (Frechet and kernel distance, "
              "classifier score, coverage, precision, recall) into metrics.csv every K epochs "
              "and at the last; 0: never")
-    add("--metrics-samples", type=positive_int, default=None,
+    add("--metrics-samples", type=positive_int, default=None, role=CONTROLS,
         help="generated images per metrics evaluation, scored against as many test images "
              "(default: 10,000; on stacked_mnist 26,000, as the mode counts of the literature)")
-    add("--classifier-dir", default=None,
+    add("--classifier-dir", default=None, role=PATH,
         help="where the evaluation classifier is cached (default: 'classifier' beside the "
              "run directory, so outputs/classifier)")
     add("--strategy", choices=("auto", "none", "mirrored", "multiworker"), default="auto",
+        role=CONTROLS,
         help="tf.distribute: mirrored over this host's GPUs, multiworker across the hosts "
              "of TF_CONFIG, auto = mirrored on several GPUs; --batch-size is the global batch")
-    add("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+    add("--precision", choices=("fp32", "bf16", "fp16"), default=None, role=SPEED,
         help="compute in float32, or in bfloat16 / float16 with float32 weights and losses "
              "(fp16 with loss scaling) (default: the fastest measured on the device type)")
-    add("--jit", action=argparse.BooleanOptionalAction, default=None,
+    add("--jit", action=argparse.BooleanOptionalAction, default=None, role=SPEED,
         help="compile the train step with XLA (default: as measured fastest on the device type)")
-    add("--steps-per-call", type=positive_int, default=None,
+    add("--steps-per-call", type=positive_int, default=None, role=SPEED,
         help="train steps per graph call (default: as measured fastest on the device type)")
-    add("--deterministic", action="store_true",
+    add("--deterministic", action="store_true", role=CONTROLS,
         help="TensorFlow's op determinism: a step computes the same bits every time, on a GPU "
              "too (no cuDNN autotuning, no atomic reductions), so that a resumed run is bit "
              "for bit the uninterrupted one there; slower (docs/reliability.md)")
-    add("--profile-epoch", type=non_negative_int, default=0,
+    add("--profile-epoch", type=non_negative_int, default=0, role=ONCE,
         help="record a TensorFlow profile of this epoch's train steps in the run's logs/ "
              "(TensorBoard's Profile tab, with tensorboard-plugin-profile); 0: none")
-    add("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
+    add("--data-on-device", action=argparse.BooleanOptionalAction, default=None, role=SPEED,
         help="keep the training set on the training device, shuffled and batched in the graph, "
              "rather than a tf.data pipeline from host memory (default: as measured fastest; "
              "never under a --strategy)")
@@ -165,7 +170,8 @@ def main(parser, build, argv=None):
         args.data_dir = os.environ.get(f"{source.upper()}_DATA_DIR") or None
     try:
         devices.forced_type()  # a bad GAN_VAE_DEVICE_TYPE: one line, before TensorFlow starts
-        run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh)
+        run, stored = RunDir.open(args.out, args.model, vars(args), fresh=args.fresh,
+                                  controls=parser.run_controls())
         everything = data.load(args.dataset, args.data_dir)
         dataset = everything.first(args.train_size) if args.train_size else everything
         if args.batch_size > len(dataset.train_images):
@@ -330,11 +336,6 @@ def _mb(size):
     return f"{size / 1e6:.1f} MB"
 
 
-# Options a resumed run chooses for itself, or that concern one invocation
-# only: left out of the command that resumes a run.
-NOT_RESUMED = frozenset({"fresh", "profile_epoch", "precision", "jit", "steps_per_call",
-                         "data_on_device"})
-PATHS = frozenset({"out", "data_dir", "classifier_dir"})
 ROOT = Path(__file__).resolve().parents[1]  # the repository's, where the commands are run
 
 
@@ -343,15 +344,16 @@ def resume_command(parser, args, script):
     train.py file `script` with `args`: each argument that differs from
     its default for the run's model and preset, paths made relative to the
     repository, or absolute (config.json's "command"; a run's page shows it)."""
-    argv = []
+    argv, paths = [], parser.options(PATH)
     if args["model"] != parser.get_default("model"):
         argv += ["--model", args["model"]]
     if args.get("preset") and args["preset"] != next(iter(parser.presets[args["model"]])):
         argv += ["--preset", args["preset"]]
     for key, default in vars(arguments.parse(parser, argv)).items():
         value = args.get(key)
-        if key not in ("model", "preset", *NOT_RESUMED) and value is not None and value != default:
-            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in PATHS
+        if (key not in ("model", "preset", *parser.options(SPEED, ONCE)) and value is not None
+                and value != default):
+            argv += [f"--{key.replace('_', '-')}", _from_root(value) if key in paths
                      else _text(value)]
     return shlex.join(["python", _from_root(script), *argv])
 

@@ -86,6 +86,12 @@ def has_likelihood(binarize, dataset):
     return binarize in ("static", "dynamic") or dataset in BINARIZED
 
 
+def conditional_labels(n, digit=None):
+    """The digits a conditional model generates for n samples: all `digit`,
+    or 0, 1, ..., 9, 0, 1, ... (every digit equally often)."""
+    return np.full(n, digit, np.int32) if digit is not None else np.arange(n, dtype=np.int32) % 10
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     """A data set in memory: uint8 images [n, 28, 28] (or [n, 28, 28, 3],

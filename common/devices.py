@@ -11,34 +11,18 @@ from common.errors import UsageError
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
-# The fastest settings measured per device type that train the same model
-# (same batch, same loss curves); docs/speed.md has the figures. On the
-# CPU: bf16 where the CPU has bfloat16 instructions (24-43% faster DCGAN
-# epochs, 20% faster VAE epochs than fp32; emulated bf16 would be slower),
-# 25 steps a call (the VAE's short steps: 16-20% faster epochs), no XLA
-# (2x slower); the data on the device, as fast as tf.data on a CPU, saves
-# the GPU a copy per batch. The GPU's are not measured yet: they remove
-# per-step host work and keep fp32 arithmetic.
-#
-# A speed default stays one only if it costs no quality at equal epochs
-# beyond the seeds' spread, or wins at equal training time (the parity
-# experiment, docs/evaluation.md, "Parity with the tutorial's loop"):
-# - steps per call, the feed, XLA: three of our DCGAN steps in one graph
-#   call reach the tutorial's weights (to the last bit on one CPU, within
-#   3e-8 on another; tests/test_dcgan.py::test_the_train_step_is_the_tutorial_s), and k
-#   steps a call give the losses of k calls of one (tests/test_speed.py):
-#   they change which random batches and noise a run draws, not what it
-#   computes.
-# - bf16, the GANs' default on bfloat16 CPUs: over 3 seeds x 5 full-MNIST
-#   epochs (2026-11-22, 2-core CPU) the DCGAN in bf16, in fp32 and the
-#   tutorial's loop cannot be told apart by FD (165 +- 16, 157 +- 17,
-#   138 +- 18; Welch p >= 0.13), coverage or recall; by classifier score
-#   only fp32 trailed (p = 0.033, one test of eight: chance's share); at
-#   equal epochs bf16 costs nothing measurable, and it trains 24-43% more
-#   images a second, so it wins at equal training time.
+# The fastest settings measured per device type that learn what the
+# tutorial's loop learns; the figures and the runs behind each are in
+# docs/speed.md#what-that-chose and docs/evaluation.md#parity-with-the-tutorials-loop.
+# - bf16 for the GANs on CPUs with bfloat16 instructions: faster, and no
+#   quality lost at equal epochs; fp32 without them (emulated bf16 is slower).
 # - fp32 for the VAEs and the VAE-GAN everywhere (fp32_models in their
-#   train.py): in bf16 the conv VAE's test ELBO lagged fp32's by 4-6 nats
-#   at every epoch (seed 1, full set; docs/speed.md), a cost in quality.
+#   train.py): in bf16 the conv VAE's test ELBO lags
+#   (docs/speed.md#same-model-same-curves).
+# - 25 steps a graph call and the data on the device: they change which
+#   batches and noise a run draws, not what a step computes (tested).
+# - no XLA: 2x slower on the CPU. The GPU's are not measured yet.
+#
 # Set to CPU, CPU-bf16 or GPU, the device type whose speed defaults (and
 # likelihood budget) a command takes, whatever the machine has: the fp32
 # path of a CPU without bfloat16 on one that has it, or the other way

@@ -21,7 +21,6 @@ from common import images, runs
 from common.arguments import Parser, positive_int
 from common.atomic import check_file
 from common.errors import UsageError
-from common.model import pictures
 
 STEPS = 10  # images per interpolated row, its two ends included
 SCALE = 2
@@ -71,7 +70,7 @@ def walks(model, rows, seed, digit=None):
         else:
             path = np.broadcast_to(start, (STEPS, *start.shape))
         inputs[name] = np.swapaxes(path, 0, 1).reshape(rows * STEPS, *start.shape[1:])
-    walked = pictures(np.asarray(model.generate(inputs)))
+    walked = images.pictures(np.asarray(model.generate(inputs)))
     return walked.reshape(rows, STEPS, *walked.shape[1:])
 
 

@@ -180,3 +180,9 @@ def _series(history, column):
 def save_figure(figure, path):
     with atomic_write(path) as f:
         figure.savefig(f, format="png", dpi=100)
+
+
+def pictures(images):
+    """Images [n, 28, 28, channels] -> [n, 28, 28] when grey: the shape the
+    pictures, the metrics and the exported samples take."""
+    return images[..., 0] if images.shape[-1] == 1 else images

@@ -1,16 +1,18 @@
-"""The interface between a model file (gan_keras/*.py, vae_keras/*.py) and
-the one training loop in common/training.py.
+"""What every model of the project is: a keras.Model whose train step
+`fit` runs, and which the long-run loop (common/training.py) trains too.
 
 A model file holds its networks, its train step and its picture, nothing
 else: the loop owns the data pipeline, epochs, timing, history, checkpoints,
-resume, TensorBoard and the files of the run."""
-import abc
+resume, TensorBoard and the files of the run; with `fit`, Keras and the
+callbacks of common/callbacks.py do (docs/python.md)."""
 import math
 from typing import NamedTuple
 
+import keras
 import numpy as np
 
 from common.data import SIDE
+from common.images import pictures
 
 
 class Input(NamedTuple):
@@ -22,61 +24,101 @@ class Input(NamedTuple):
     distribution: str
 
 
-class GenerativeModel(abc.ABC):
-    """What the loop, and what reads a trained run, need from a model.
+class GenerativeModel(keras.Model):
+    """What `fit`, the loop, and what reads a trained run, need from a model.
 
     Attributes a subclass sets:
       name        the model's name in the reports and literature ("dcgan")
       networks    {name: keras.Model}, checkpointed and counted
-      optimizers  {name: keras optimizer}, built before the first step so
-                  that a checkpoint restores their slots
+      optimizers  {name: keras optimizer}, set by `compile` and built there,
+                  so that a checkpoint restores their slots
       rng         tf.random.Generator for the step's randomness (noise),
                   checkpointed so that a resumed run draws what it would have
-      metrics     names of the scalars train_step returns, in history order;
-                  the loop records their mean over the epoch's steps
+      log_names   names of the scalars `step` returns, in history order
       plots       {panel title: history columns} for losses.png
-      eval_metrics  names of the scalars evaluate() returns (default none)
+      test_metric_names  names of the scalars test_metrics() returns
       inputs      {name: Input} of what `generate` takes: the noise or latent
                   code (and a conditional model's digit, InfoGAN's codes)
       exported    {name: keras.Model} of the networks an export writes, the
                   generative one first (common/export.py)
+
+    `step` is the train step on one screen: one batch, its losses. Keras's
+    `train_step`, which `fit` calls, runs it and averages its losses over
+    the epoch in Keras metric trackers (`metrics`, which fit resets each
+    epoch); the long-run loop calls `step` itself, k steps a graph call,
+    and keeps their sums in its checkpoints, so that an epoch resumes where
+    it stopped.
     """
 
-    eval_metrics = ()
-    batches_per_step = 1  # batches a train step takes at once (GAN.train_step: WGAN-GP's)
+    log_names = ()
+    test_metric_names = ()
+    batches_per_step = 1  # batches a train step takes at once (GAN.step: WGAN-GP's)
     conditional = False  # True: the model generates a digit it is given
     has_likelihood = False  # True: likelihood() bounds the test set's log-likelihood
     inputs = {}
     exported = {}
 
-    @abc.abstractmethod
+    def __init__(self):
+        super().__init__(name=type(self).name)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.log_names}
+
+    @property
+    def metrics(self):
+        """Keras's metric trackers: the epoch's mean of each of `log_names`."""
+        return list(self.trackers.values())
+
+    def compile_optimizers(self, optimizers, jit_compile="auto"):
+        """What every model's `compile` does with its optimizers {name:
+        (optimizer, network)}: each built over its network's trainable
+        variables now (a checkpoint then restores its slots; under a
+        tf.distribute strategy they are made in its scope), wrapped in
+        Keras's loss scaling under the mixed_float16 policy; Keras's own
+        `optimizer` is not used (None)."""
+        super().compile(optimizer=None, jit_compile=jit_compile)
+        self.optimizers = {}
+        for name, (optimizer, network) in optimizers.items():
+            if (keras.mixed_precision.global_policy().name == "mixed_float16"
+                    and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(network.trainable_variables)
+            self.optimizers[name] = optimizer
+            setattr(self, name, optimizer)
+
+    def train_step(self, data):
+        """Keras's train step (`fit`): `step` on the batch `data`, (images,
+        labels), its losses added to the epoch's means."""
+        for name, value in self.step(data).items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
     def prepare(self, images):
         """uint8 images [n, 28, 28] (or [n, 28, 28, 3]) -> the float tensor
         the networks train on; applied once to the whole training set, which
         stays in memory."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
-    def train_step(self, batch):
+    def step(self, batch):
         """One optimisation step on batch = (prepared images, labels), as a
-        tf.function; returns {metric name: scalar tensor}."""
+        tf.function; returns {name of `log_names`: scalar tensor}."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def images(self):
         """The per-epoch picture, a uint8 array [height, width] (or [height,
         width, 3]): a deterministic function of the weights (fixed noise,
         fixed digits). Or several, {name: picture}: "image" is the main one,
         the others are written as images/<name>_at_epoch_N.png."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def draw(self, n, seed=0, digit=None):
         """{name: tensor} for every one of `inputs`: n draws from `seed`
         (a conditional model's digit: conditional_labels(n, digit))."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def generate(self, inputs):
         """The images the generator makes of `inputs` (as `draw` gives
         them), float32 [n, 28, 28, channels] in [0, 1]; TensorFlow
         operations only, so that an export can serve it."""
+        raise NotImplementedError
 
     def sample(self, n, seed=0, digit=None, batch=1000):
         """n generated images, float32 [n, 28, 28] (or [n, 28, 28, 3]) in
@@ -94,8 +136,9 @@ class GenerativeModel(abc.ABC):
         and numpy alone, and make 16 images of it in [0, 1]}."""
         raise NotImplementedError(f"{type(self).__name__} has no export card")
 
-    def evaluate(self):
-        """{eval metric name: float}, computed every --eval-every epochs."""
+    def test_metrics(self):
+        """{name of `test_metric_names`: float}, computed every --eval-every
+        epochs."""
         return {}
 
     def likelihood(self, images, iw_samples, seed=0, progress=None):
@@ -113,12 +156,6 @@ class GenerativeModel(abc.ABC):
         """Write the model's own end-of-run figures into `directory`."""
 
 
-def pictures(images):
-    """Images [n, 28, 28, channels] -> [n, 28, 28] when grey: the shape the
-    pictures, the metrics and the exported samples take."""
-    return images[..., 0] if images.shape[-1] == 1 else images
-
-
 def with_channels(images):
     """uint8 images [..., 28, 28] or [..., 28, 28, 3] -> float32 [..., 28,
     28, channels], the shape the networks take."""
@@ -128,19 +165,12 @@ def with_channels(images):
     return images[..., None] if images.shape[-1] == SIDE else images
 
 
-def conditional_labels(n, digit=None):
-    """The digits a conditional model generates for n samples: all `digit`,
-    or 0, 1, ..., 9, 0, 1, ... (every digit equally often)."""
-    return np.full(n, digit, np.int32) if digit is not None else np.arange(n, dtype=np.int32) % 10
-
 
 def step_decay(learning_rate, milestones, decay, steps_per_epoch):
     """The learning rate multiplied by `decay` at the end of each epoch of
     `milestones` (PyTorch's MultiStepLR): a schedule of the optimizer's
     step count, which a checkpoint holds, so a run resumed anywhere goes on
     at the rate it had. Without milestones, the constant `learning_rate`."""
-    import keras
-
     if not milestones:
         return learning_rate
     # the step number the schedule sees is 0 at the first step: step
@@ -148,21 +178,6 @@ def step_decay(learning_rate, milestones, decay, steps_per_epoch):
     return keras.optimizers.schedules.PiecewiseConstantDecay(
         [m * steps_per_epoch - 1 for m in milestones],
         [learning_rate * decay ** i for i in range(len(milestones) + 1)])
-
-
-def make_optimizer(learning_rate, variables, beta_1=0.9, beta_2=0.999):
-    """Adam over `variables` at `learning_rate` (a rate or a Keras
-    schedule), built now so that a checkpoint restores its
-    slots (and, under tf.distribute, so that its slots are created in the
-    strategy's scope); under the mixed_float16 policy wrapped in Keras's
-    dynamic loss scaling."""
-    import keras
-
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
-    if keras.mixed_precision.global_policy().name == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(variables)
-    return optimizer
 
 
 def apply_gradients(optimizer, tape, loss, variables):

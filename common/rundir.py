@@ -11,21 +11,13 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from common.atomic import atomic_write, check_directory, remove_leftovers
 from common.errors import UsageError
-
-# Arguments that may change between a run and its resumption: how long to
-# train, how often to write, where things are. Every other argument defines
-# the run, and a command that differs in one of them is refused.
-RUN_CONTROL = frozenset({"epochs", "out", "fresh", "data_dir", "save_every",
-                         "checkpoint_every", "keep_epochs", "eval_every", "metrics_every",
-                         "metrics_samples", "classifier_dir", "strategy", "precision", "jit",
-                         "steps_per_call", "data_on_device", "profile_epoch", "on_nonfinite",
-                         "deterministic"})
 
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.
@@ -39,6 +31,14 @@ OWNED = ("config.json", "history.csv", "metrics.csv", "events.csv", "evaluation.
 # so the file itself is never removed and never stale.
 LOCK = ".lock"
 EVENT_COLUMNS = ("time", "epoch", "event", "detail")
+# A picture's file name: images/<name>_at_epoch_<epoch, 4 digits>.png, "image"
+# the main one (picture_name builds it, RunDir.pictures reads it back)
+PICTURE = re.compile(r"(\w+)_at_epoch_(\d+)\.png")
+
+
+def picture_name(epoch, name="image"):
+    """The file name of picture `name` of `epoch` (PICTURE)."""
+    return f"{name}_at_epoch_{epoch:04d}.png"
 
 
 class RunDir:
@@ -55,11 +55,12 @@ class RunDir:
         self.config_seen = None  # config.json when the run was opened
 
     @classmethod
-    def open(cls, path, model, args, fresh=False):
+    def open(cls, path, model, args, fresh=False, controls=frozenset()):
         """Check that a run of `model` with `args` may use `path`: it is (or
         can become) a writable directory, and any run already in it is the
-        same model with the same run-defining arguments (unless `fresh`).
-        Returns the RunDir and the config of the run found there (or None)."""
+        same model with the same arguments, but for the run `controls`
+        (Parser.run_controls) (unless `fresh`). Returns the RunDir and the
+        config of the run found there (or None)."""
         run = cls(path)
         check_directory(run.path, "--out")
         if (run.path / LOCK).exists():  # fail now if it is in use; start() takes the lock
@@ -70,7 +71,7 @@ class RunDir:
             raise UsageError(f"{run.path} is not empty and holds no run (no config.json); "
                              f"choose another --out, or pass --fresh to write into it")
         if old is not None and not fresh:
-            differences = _differences(old, model, args)
+            differences = _differences(old, model, args, controls)
             if differences:
                 raise UsageError(f"{run.path} holds a different run ({'; '.join(differences)}); "
                                  f"pass --fresh to replace it, or choose another --out")
@@ -140,7 +141,17 @@ class RunDir:
                              f"pass --fresh to start the run over") from None
 
     def image_path(self, epoch, name="image"):
-        return self.images / f"{name}_at_epoch_{epoch:04d}.png"
+        return self.images / picture_name(epoch, name)
+
+    def pictures(self):
+        """{picture name: {epoch: path}} of the run's pictures."""
+        found = {}
+        if self.images.is_dir():
+            for entry in os.scandir(self.images):
+                match = PICTURE.fullmatch(entry.name)
+                if match:
+                    found.setdefault(match[1], {})[int(match[2])] = Path(entry.path)
+        return found
 
     def evaluation_path(self, epoch=None):
         """Where evaluate stores its scores: of the latest checkpoint, or of
@@ -238,14 +249,14 @@ class RunDir:
             f.write(text.getvalue())
 
 
-def _differences(old, model, args):
+def _differences(old, model, args, controls):
     """Human-readable differences between a stored config and this command."""
     if old.get("model") != model:
         return [f"model {old.get('model')!r}, not {model!r}"]
     stored = old.get("args", {})
     args = json.loads(json.dumps(args))  # as config.json holds them: tuples become lists
     return [f"--{key.replace('_', '-')} {stored[key]} there, {args[key]} here"
-            for key in sorted(set(stored) & set(args) - RUN_CONTROL)
+            for key in sorted(set(stored) & set(args) - controls)
             if stored[key] != args[key]
             and not (key == "seed" and args[key] is None)]  # no --seed: resume with the stored one
 

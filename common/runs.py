@@ -9,6 +9,7 @@ then loads it. `expand` and `names` turn the paths a command is given
 (runs, or sweeps' directories of runs) into runs with short unique names."""
 import argparse
 import dataclasses
+import functools
 import importlib
 from pathlib import Path
 
@@ -79,6 +80,13 @@ def script_for(model_name):
         if model_name in module.MODELS:
             return module
     raise UsageError(f"no script builds a model called {model_name!r}")
+
+
+@functools.cache
+def run_controls(model_name):
+    """The options of `model_name`'s script a resumed run may change, the
+    others define the run (Parser.run_controls)."""
+    return script_for(model_name).make_parser().run_controls()
 
 
 def stored_args(config):

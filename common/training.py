@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from common import atomic, devices, feeding, images, pages
+from common.callbacks import EpochPicture
 from common.errors import Diverged, Terminated, UsageError
 
 KEEP_CHECKPOINTS = 3
@@ -67,18 +68,21 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
         if not inside and scorer.missing(start, metrics_every):
             scorer.submit(model, start)  # killed while its statistics were computed
             scorer.flush()
-        scalars = (*model.metrics, *model.eval_metrics)
+        scalars = (*model.log_names, *model.test_metric_names)
         columns = ("epoch", "seconds", "train_seconds", "images_per_sec", *scalars,
                    *devices.memory_mb())
         per_step = batch_size * model.batches_per_step
         batches = feeding.feed(data, model.prepare, per_step, seed, strategy=strategy,
                                on_device=data_on_device, whole=model.batches_per_step > 1)
-        run_steps = _stepper(model.train_step, strategy, jit, checkpoints.progress, _weights(model))
+        run_steps = _stepper(model.step, strategy, jit, checkpoints.progress, _weights(model))
         if checkpoints.saved:
             print(f"Resuming {run.path} from its checkpoint after epoch {start}"
                   + (f", {inside} of {batches.steps} steps into epoch {start + 1}" if inside else "")
                   + f" (training to epoch {epochs})", flush=True)
         page = pages.RunPage(run, model.plots, history)
+        picture = EpochPicture(run.images, save_every)
+        callbacks = keras.callbacks.CallbackList([picture], model=model, epochs=epochs)
+        callbacks.on_train_begin()
 
         if start >= epochs:
             print(f"{run.path} has trained {start} epochs already (--epochs {epochs}): nothing to train")
@@ -88,6 +92,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
             epoch += 1
             last = epoch == epochs
             began = time.perf_counter() - float(checkpoints.progress.seconds)
+            callbacks.on_epoch_begin(epoch - 1)
 
             def save():  # SIGTERM: the epoch so far, after every earlier epoch's metrics
                 scorer.flush()
@@ -107,17 +112,15 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
                 continue
             checkpoints.progress.reset()
             if epoch % eval_every == 0 or last:
-                row.update(model.evaluate())
-            pictures = _pictures(model) if epoch % save_every == 0 or last else {}
-            for name, picture in pictures.items():
-                images.save_png(picture, run.image_path(epoch, name))
+                row.update(model.test_metrics())
+            callbacks.on_epoch_end(epoch - 1, row)
             row["seconds"] = time.perf_counter() - began
             row["images_per_sec"] = len(data.train_images) / row["seconds"]
             row.update(devices.memory_mb())
             history.append(row)
             page.update(history)  # first: a kill between the two leaves the page ahead, not behind
             run.write_table("history", history, columns)
-            _log(writer, row, pictures.get("image"))
+            _log(writer, row, picture.written.get("image"))
             print(f"Time for epoch {epoch} is {row['seconds']:.3f} sec "
                   f"({row['images_per_sec']:.0f} images/sec)  "
                   + "  ".join(f"{name} {row[name]:.4f}" for name in scalars if name in row),
@@ -128,6 +131,7 @@ def train(model, data, run, *, epochs, batch_size, seed, save_every=1, checkpoin
             if epoch % checkpoint_every == 0 or last or epoch in checkpoints.keep:
                 checkpoints.save(epoch)
         scorer.close()
+        callbacks.on_train_end()
         if history:
             _finish(run, model, history)
         page.finish(history)
@@ -182,7 +186,7 @@ class _Checkpoints:
         self.optimizers = {name: getattr(optimizer, "inner_optimizer", optimizer)
                            for name, optimizer in model.optimizers.items()}
         self.run, self.epoch = run, tf.Variable(0, dtype=tf.int64)
-        self.progress = _Progress(model.metrics)
+        self.progress = _Progress(model.log_names)
         self.parts = dict(epoch=self.epoch, rng=model.rng, **model.networks, **self.optimizers,
                           **variables)
         self.checkpoint = tf.train.Checkpoint(**self.parts, progress=self.progress)
@@ -443,12 +447,6 @@ def _run_epoch(run_steps, iterator, steps, per_call, progress, at_boundary):
     return {name: float(total) / steps for name, total in progress.sums.items()}
 
 
-def _pictures(model):
-    """The model's pictures as {name: picture}; "image" is the main one."""
-    pictures = model.images()
-    return pictures if isinstance(pictures, dict) else {"image": pictures}
-
-
 class _Scorer:
     """The evaluator's sample-quality metrics, off the training's critical
     path: the device's half (samples, their features) runs between two
@@ -517,7 +515,7 @@ def _finish(run, model, history):
     """The end-of-run figures: progress.gif, losses.png, timing.png, and
     the model's own."""
     last = history[-1]["epoch"]
-    pictures = sorted((int(p.stem.rsplit("_", 1)[1]), p) for p in run.images.glob("image_at_epoch_*.png"))
+    pictures = sorted(run.pictures().get("image", {}).items())
     images.save_gif([p for epoch, p in pictures if epoch <= last], run.path / "progress.gif")
     images.plot_history(history, model.plots, run.path / "losses.png")
     images.plot_timing(history, run.path / "timing.png")

@@ -2,12 +2,12 @@
 defines its networks: the TensorFlow DCGAN tutorial's train step for any
 loss of losses.py, PacGAN's packing of the discriminator's input, the
 per-epoch 4x4 grid, and sampling."""
+import keras
 import tensorflow as tf
 
-from common.images import grid
+from common.images import grid, pictures
 from common.layers import batch_normalization
-from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
-                          with_channels)
+from common.model import GenerativeModel, Input, apply_gradients, with_channels
 from gan_keras import losses
 
 
@@ -39,9 +39,11 @@ class GAN(GenerativeModel):
     generator from noise size and channels, make discriminator from the
     channels of its input)}. The generator makes images of `channels`
     (1, or 3 for Stacked MNIST); the discriminator judges `pack` of them at
-    once (PacGAN, `pack`)."""
+    once (PacGAN, `pack`). It is made compiled with the report's Adams
+    (`learning_rate`, the generator's `generator_learning_rate` where it
+    differs); `compile` takes others."""
 
-    metrics = ("g_loss", "d_loss", "d_real", "d_fake")
+    log_names = ("g_loss", "d_loss", "d_real", "d_fake")
     plots = {"loss": ("g_loss", "d_loss"),
              "mean discriminator output on real (d_real) and generated (d_fake) images":
                  ("d_real", "d_fake")}
@@ -49,34 +51,36 @@ class GAN(GenerativeModel):
 
     def __init__(self, preset=None, *, noise_dim=100, loss="bce", learning_rate=1e-4,
                  generator_learning_rate=None, beta_1=0.9, seed=0, channels=1, pack=1):
+        super().__init__()
         preset = preset or next(iter(self.networks_by_preset))
         make_generator, make_discriminator = self.networks_by_preset[preset]
-        self.noise_dim, self.loss, self.pack = noise_dim, losses.LOSSES[loss], pack
-        self.batches_per_step = self.loss.critic_steps
+        self.noise_dim, self.gan_loss, self.pack = noise_dim, losses.LOSSES[loss], pack
+        self.batches_per_step = self.gan_loss.critic_steps
         self.inputs = {"noise": Input((noise_dim,), "float32", "normal, N(0, I)")}
         self.generator = make_generator(noise_dim, channels)
         self.discriminator = self.make_discriminator(make_discriminator, channels)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.exported = {"generator": self.generator}
-        self.generator_optimizer = self._adam(generator_learning_rate or learning_rate, beta_1,
-                                              self.generator)
-        self.discriminator_optimizer = self._adam(learning_rate, beta_1, self.discriminator)
-        self.optimizers = {"generator_optimizer": self.generator_optimizer,
-                           "discriminator_optimizer": self.discriminator_optimizer}
         self.rng = tf.random.Generator.from_seed(seed)
         # The tutorial's `seed`: one noise batch reused for every epoch's picture.
         self.picture_noise = tf.random.Generator.from_seed(seed + 1).normal([16, noise_dim])
+        # Adam, with the betas of the loss's paper where it names them (WGAN-GP)
+        beta_1, beta_2 = self.gan_loss.betas or (beta_1, 0.999)
+        self.compile(generator_optimizer=keras.optimizers.Adam(
+                         generator_learning_rate or learning_rate, beta_1, beta_2),
+                     discriminator_optimizer=keras.optimizers.Adam(learning_rate, beta_1, beta_2))
+
+    def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
+        """Keras's compile, with the optimizer of each network (the
+        tutorial's two Adams)."""
+        self.compile_optimizers({"generator_optimizer": (generator_optimizer, self.generator),
+                                 "discriminator_optimizer": (discriminator_optimizer,
+                                                             self.discriminator)}, **kwargs)
 
     def make_discriminator(self, make, channels):
         """The discriminator of the preset (`make`), for packs of
         `self.pack` images of `channels` each."""
         return make(channels * self.pack)
-
-    def _adam(self, learning_rate, beta_1, network):
-        """Adam, with the betas of the loss's paper where it names them
-        (WGAN-GP)."""
-        beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
-        return make_optimizer(learning_rate, network.trainable_variables, beta_1, beta_2)
 
     def prepare(self, images):
         """uint8 [..., 28, 28(, 3)] -> float32 [..., 28, 28, channels] in
@@ -84,7 +88,7 @@ class GAN(GenerativeModel):
         return (with_channels(images) - 127.5) / 127.5
 
     @tf.function
-    def train_step(self, batch):
+    def step(self, batch):
         """The tutorial's step: both networks' losses from one noise batch,
         one tape each, the discriminator's update then the generator's.
         With several critic steps per generator step (WGAN-GP), the batch
@@ -92,7 +96,7 @@ class GAN(GenerativeModel):
         batches_per_step batches at once): the critic takes a step on each
         share, the generator one on the last's losses (Gulrajani et al.
         2017, Algorithm 1); the scalars returned are the last share's."""
-        for share, last in shares(batch[0], self.loss.critic_steps):
+        for share, last in shares(batch[0], self.gan_loss.critic_steps):
             with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
                 scalars = self.step_losses(share)
             _apply(self.discriminator_optimizer, d_tape, scalars["d_loss"], self.discriminator)
@@ -101,21 +105,21 @@ class GAN(GenerativeModel):
         return scalars
 
     def step_losses(self, real):
-        """The scalars of one step on the real images `real` (a model's
-        `metrics`), g_loss and d_loss among them: the generated images from
+        """The scalars of one step on the real images `real` (the model's
+        `log_names`), g_loss and d_loss among them: the generated images from
         new noise, both packed (`pack`) for the discriminator."""
         noise = self.rng.normal([tf.shape(real)[0], self.noise_dim])
         fake = pack(self.generator(noise, training=True), self.pack)
         real = pack(real, self.pack)
         real_out = self.discriminator(real, training=True)
         fake_out = self.discriminator(fake, training=True)
-        d_loss = self.loss.real(real_out) + self.loss.fake(fake_out)
-        if self.loss.penalty:
-            d_loss += self.loss.penalty * losses.gradient_penalty(
+        d_loss = self.gan_loss.real(real_out) + self.gan_loss.fake(fake_out)
+        if self.gan_loss.penalty:
+            d_loss += self.gan_loss.penalty * losses.gradient_penalty(
                 self.discriminator, real, fake, self.rng)
-        return {"g_loss": self.loss.generator(fake_out), "d_loss": d_loss,
-                "d_real": tf.reduce_mean(self.loss.score(real_out)),
-                "d_fake": tf.reduce_mean(self.loss.score(fake_out))}
+        return {"g_loss": self.gan_loss.generator(fake_out), "d_loss": d_loss,
+                "d_real": tf.reduce_mean(self.gan_loss.score(real_out)),
+                "d_fake": tf.reduce_mean(self.gan_loss.score(fake_out))}
 
     def draw(self, n, seed=0, digit=None):
         return {"noise": tf.random.Generator.from_seed(seed).normal([n, self.noise_dim])}

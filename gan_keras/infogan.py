@@ -10,7 +10,8 @@ import tensorflow as tf
 from keras import layers
 
 from common.images import labelled_rows
-from common.model import Input, pictures
+from common.images import pictures
+from common.model import Input
 from gan_keras import losses
 from gan_keras.gan import GAN, pack, torch_batch_norm
 
@@ -58,7 +59,7 @@ def infogan_discriminator(channels=1, samples=1):
 class InfoGAN(GAN):
     name = "infogan"
     networks_by_preset = {"chen2016": (infogan_generator, infogan_discriminator)}
-    metrics = GAN.metrics + ("info_loss", "q_accuracy")
+    log_names = GAN.log_names + ("info_loss", "q_accuracy")
     plots = {**GAN.plots,
              "mutual-information loss (lower: the codes are better recovered)": ("info_loss",),
              "Q's accuracy on the categorical code of generated images": ("q_accuracy",)}
@@ -102,14 +103,14 @@ class InfoGAN(GAN):
             q = tf.reshape(q, [-1, CATEGORIES + CONTINUOUS])
             category, continuous = category[:tf.shape(q)[0]], continuous[:tf.shape(q)[0]]
         info = self._info_loss(category, continuous, q)
-        d_loss = self.loss.real(real_out) + self.loss.fake(fake_out) + INFO_WEIGHT * info
-        if self.loss.penalty:
-            d_loss += self.loss.penalty * losses.gradient_penalty(
+        d_loss = self.gan_loss.real(real_out) + self.gan_loss.fake(fake_out) + INFO_WEIGHT * info
+        if self.gan_loss.penalty:
+            d_loss += self.gan_loss.penalty * losses.gradient_penalty(
                 self.discriminator, real, fake, self.rng)
         guessed = tf.argmax(q[:, :CATEGORIES], axis=1, output_type=tf.int32)
-        return {"g_loss": self.loss.generator(fake_out) + INFO_WEIGHT * info, "d_loss": d_loss,
-                "d_real": tf.reduce_mean(self.loss.score(real_out)),
-                "d_fake": tf.reduce_mean(self.loss.score(fake_out)),
+        return {"g_loss": self.gan_loss.generator(fake_out) + INFO_WEIGHT * info, "d_loss": d_loss,
+                "d_real": tf.reduce_mean(self.gan_loss.score(real_out)),
+                "d_fake": tf.reduce_mean(self.gan_loss.score(fake_out)),
                 "info_loss": info,
                 "q_accuracy": tf.reduce_mean(tf.cast(guessed == category, tf.float32))}
 

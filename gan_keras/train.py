@@ -27,7 +27,8 @@ KEEP_EPOCHS = (5, 50, 100, 250, 500, 1000, 1250, 1500, 1750, 2000, 2500)
 def make_parser():
     # the VAE-GAN's reconstruction is a VAE's: fp32 by default, as the VAEs
     parser = cli.make_parser(__doc__, models=MODELS, epochs=2000, batch_size=256,
-                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=("vaegan",))
+                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=("vaegan",),
+                             check=check)
     add = parser.add_argument
     add("--loss", choices=LOSSES, default="bce",
         help="bce: cross-entropy (Goodfellow et al. 2014); lsgan: least squares (Mao et al. "
@@ -49,7 +50,6 @@ def make_parser():
         help="PacGAN (Lin et al. 2018): the discriminator judges PACK images at once, "
              "concatenated along the channels, real with real and generated with generated; "
              "a step's --batch-size images make batch/PACK packs; 1: no packing")
-    parser.check = check
     return parser
 
 

@@ -8,9 +8,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from common.images import labelled_rows
-from common.model import (GenerativeModel, Input, apply_gradients, make_optimizer, pictures,
-                          with_channels)
+from common.images import labelled_rows, pictures
+from common.model import GenerativeModel, Input, apply_gradients, with_channels
 from gan_keras import losses
 from gan_keras.gan import GAN, pack, shares, torch_batch_norm
 from vae_keras.elbo import kl_analytic
@@ -72,8 +71,8 @@ class VAEGAN(GenerativeModel):
     gan.pack)."""
 
     name = "vaegan"
-    metrics = ("prior", "feature_reconstruction", "decoder_loss", "d_loss", "d_real", "d_fake")
-    eval_metrics = ("test_mse",)
+    log_names = ("prior", "feature_reconstruction", "decoder_loss", "d_loss", "d_real", "d_fake")
+    test_metric_names = ("test_mse",)
     plots = {"encoder's terms: prior (KL) and feature reconstruction (Dis_l)":
                  ("prior", "feature_reconstruction"),
              "decoder and discriminator losses": ("decoder_loss", "d_loss"),
@@ -83,8 +82,9 @@ class VAEGAN(GenerativeModel):
 
     def __init__(self, data, *, noise_dim=128, loss="bce", learning_rate=3e-4, beta_1=0.5,
                  gamma=1e-3, seed=0, pack=1):
-        self.latent_dim, self.gamma, self.loss = noise_dim, gamma, losses.LOSSES[loss]
-        self.pack, self.batches_per_step = pack, self.loss.critic_steps
+        super().__init__()
+        self.latent_dim, self.gamma, self.gan_loss = noise_dim, gamma, losses.LOSSES[loss]
+        self.pack, self.batches_per_step = pack, self.gan_loss.critic_steps
         self.inputs = {"latent": Input((noise_dim,), "float32", "normal, N(0, I): the prior")}
         self.encoder = vaegan_encoder(noise_dim, data.channels)
         self.decoder = vaegan_decoder(noise_dim, data.channels)
@@ -93,13 +93,20 @@ class VAEGAN(GenerativeModel):
         self.networks = {"encoder": self.encoder, "decoder": self.decoder,
                          "discriminator": self.discriminator}
         self.exported = {"decoder": self.decoder, "encoder": self.encoder}
-        beta_1, beta_2 = self.loss.betas or (beta_1, 0.999)
-        self.optimizers = {f"{name}_optimizer": make_optimizer(
-            learning_rate, network.trainable_variables, beta_1, beta_2)
-            for name, network in self.networks.items()}
         self.rng = tf.random.Generator.from_seed(seed)
         self.test_digits = data.test_images
         self.picture_prior = tf.random.Generator.from_seed(seed + 1).normal([10, noise_dim])
+        beta_1, beta_2 = self.gan_loss.betas or (beta_1, 0.999)
+        self.compile(**{f"{name}_optimizer": keras.optimizers.Adam(learning_rate, beta_1, beta_2)
+                        for name in self.networks})
+
+    def compile(self, encoder_optimizer, decoder_optimizer, discriminator_optimizer, **kwargs):
+        """Keras's compile, with the optimizer of each network (one each, as
+        Larsen et al.'s Algorithm 1)."""
+        given = {"encoder": encoder_optimizer, "decoder": decoder_optimizer,
+                 "discriminator": discriminator_optimizer}
+        self.compile_optimizers({f"{name}_optimizer": (optimizer, self.networks[name])
+                                 for name, optimizer in given.items()}, **kwargs)
 
     def prepare(self, images):
         """uint8 [..., 28, 28(, 3)] -> float32 [..., 28, 28, channels] in
@@ -107,13 +114,13 @@ class VAEGAN(GenerativeModel):
         return (with_channels(images) - 127.5) / 127.5
 
     @tf.function
-    def train_step(self, batch):
+    def step(self, batch):
         """Larsen et al. 2016, Algorithm 1, with one tape: the discriminator's
         update, then the encoder's and the decoder's, from the losses of
         `step_losses`. With several critic steps per update of the autoencoder
         (WGAN-GP), the batch holds one share per critic step, as a GAN's
         (gan.shares)."""
-        for share, last in shares(batch[0], self.loss.critic_steps):
+        for share, last in shares(batch[0], self.gan_loss.critic_steps):
             with tf.GradientTape(persistent=True) as tape:
                 scalars = self.step_losses(share)
                 encoder_loss = scalars["prior"] + scalars["feature_reconstruction"]
@@ -151,19 +158,19 @@ class VAEGAN(GenerativeModel):
         real_features, recon_features = features[:packs], features[packs:2 * packs]
         feature_reconstruction = tf.reduce_mean(0.5 * tf.reduce_sum(tf.reshape(
             tf.cast(real_features - recon_features, tf.float32), [packs, -1]) ** 2, axis=1))
-        d_loss = (self.loss.real(real_out) + self.loss.fake(recon_out)
-                  + self.loss.fake(sampled_out))
-        if self.loss.penalty:
-            d_loss += self.loss.penalty * losses.gradient_penalty(
+        d_loss = (self.gan_loss.real(real_out) + self.gan_loss.fake(recon_out)
+                  + self.gan_loss.fake(sampled_out))
+        if self.gan_loss.penalty:
+            d_loss += self.gan_loss.penalty * losses.gradient_penalty(
                 self.discriminator, real, sampled, self.rng)
         return {"prior": tf.reduce_mean(kl_analytic(mean, logvar)),
                 "feature_reconstruction": feature_reconstruction,
                 "decoder_loss": (self.gamma * feature_reconstruction
-                                 + self.loss.generator(recon_out)
-                                 + self.loss.generator(sampled_out)),
+                                 + self.gan_loss.generator(recon_out)
+                                 + self.gan_loss.generator(sampled_out)),
                 "d_loss": d_loss,
-                "d_real": tf.reduce_mean(self.loss.score(real_out)),
-                "d_fake": tf.reduce_mean(self.loss.score(recon_out))}
+                "d_real": tf.reduce_mean(self.gan_loss.score(real_out)),
+                "d_fake": tf.reduce_mean(self.gan_loss.score(recon_out))}
 
     def _apply(self, name, tape, loss):
         apply_gradients(self.optimizers[f"{name}_optimizer"], tape, loss,
@@ -180,7 +187,7 @@ class VAEGAN(GenerativeModel):
             parts.append(self.generate({"latent": mean}).numpy())
         return pictures(np.concatenate(parts))
 
-    def evaluate(self):
+    def test_metrics(self):
         """The test images' mean squared reconstruction error, pixels in [0, 1],
         summed EVAL_BATCH images at a time (at once, Stacked MNIST's 26,000
         test images took 2 GB of float64)."""

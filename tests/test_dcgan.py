@@ -76,8 +76,8 @@ def test_one_train_step_changes_both_networks():
               for name, net in model.networks.items()}
     images = model.prepare(tf.constant(np.random.default_rng(0).integers(0, 256, (16, 28, 28)),
                                        tf.uint8))
-    out = model.train_step((images, tf.zeros([16], tf.int32)))
-    assert set(out) == set(model.metrics)
+    out = model.step((images, tf.zeros([16], tf.int32)))
+    assert set(out) == set(model.log_names)
     assert all(np.isfinite(float(v)) for v in out.values())
     assert 0 < float(out["d_real"]) < 1 and 0 < float(out["d_fake"]) < 1
     for name, net in model.networks.items():
@@ -145,8 +145,8 @@ def test_the_train_step_is_the_tutorial_s():
     labels = tf.zeros([32], tf.int32)
     iterator = iter(tf.data.Dataset.from_tensor_slices(
         (tf.stack(batches), tf.stack([labels] * 3))))
-    run_steps = training._stepper(ours.train_step, None, False,
-                                  training._Progress(ours.metrics), ours.generator.weights)
+    run_steps = training._stepper(ours.step, None, False,
+                                  training._Progress(ours.log_names), ours.generator.weights)
     assert bool(run_steps(iterator, 3))  # finite
     for mine, theirs in ((ours.generator, generator), (ours.discriminator, discriminator)):
         for a, b in zip(mine.weights, theirs.weights):  # BatchNorm's statistics too

@@ -127,8 +127,8 @@ def one_step(build, strategy, same_noise):
     same_noise(model)
     before = [w.numpy() for network in model.networks.values() for w in network.weights]
     batches = feeding.feed(mnist, model.prepare, 32, 0, strategy=strategy)
-    progress = training._Progress(model.metrics)
-    training._stepper(model.train_step, strategy, False, progress, [])(batches.epoch(1), 1)
+    progress = training._Progress(model.log_names)
+    training._stepper(model.step, strategy, False, progress, [])(batches.epoch(1), 1)
     copies = (lambda w: strategy.experimental_local_results(w.value)) if strategy else (
         lambda w: [w.value])
     weights = [[copy.numpy() for copy in copies(w)]
@@ -193,14 +193,15 @@ import json
 import keras
 import numpy as np
 from common import devices
-from common.model import apply_gradients, make_optimizer
+from common.model import apply_gradients
 
 keras.mixed_precision.set_global_policy("mixed_float16")
 strategy = devices.make_strategy("mirrored")
 with strategy.scope():
     layer = keras.layers.Dense(1, kernel_initializer="ones")
     layer.build((None, 3))
-    optimizer = make_optimizer(0.1, layer.trainable_variables)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.1))
+    optimizer.build(layer.trainable_variables)
 
 
 @tf.function

@@ -105,7 +105,7 @@ def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
     model = ConvVAE(mnist, seed=0)
     x = model.prepare(mnist.train_images[:64])
     for _ in range(20):  # a little training, so that q(z|x) is not the prior
-        model.train_step((x, np.zeros(64, np.int32)))
+        model.step((x, np.zeros(64, np.int32)))
     bounds = model.likelihood(images=32, iw_samples=64)
     # -ELBO >= the bound on -log p(x) > 0, and below the 784 ln 2 nats of
     # a decoder that says p = 1/2 for every pixel
@@ -123,7 +123,7 @@ def _known_likelihood_vae(mnist, logits):
     import keras
     from keras import layers
 
-    from vae_keras.vae import VariationalAutoencoder
+    from vae_keras.vae import VAE
 
     def encoder(latent_dim, channels=1):
         return keras.Sequential([layers.Input((28, 28, channels)), layers.Flatten(),
@@ -136,7 +136,7 @@ def _known_likelihood_vae(mnist, logits):
                          bias_initializer=keras.initializers.Constant(logits)),
             layers.Reshape((28, 28, 1))])
 
-    class Known(VariationalAutoencoder):
+    class Known(VAE):
         name = "known"
         networks_by_preset = {"known": (encoder, decoder)}
 
@@ -170,7 +170,7 @@ def test_the_importance_weighted_bound_is_a_numpy_log_mean_exp_of_the_same_draws
     model = ConvVAE(mnist, seed=0)
     x = model.prepare(mnist.train_images[:64])
     for _ in range(20):  # a little training, so that q(z|x) is not the prior
-        model.train_step((x, np.zeros(64, np.int32)))
+        model.step((x, np.zeros(64, np.int32)))
     images, k, batch, chunk, d = 20, 8, 10, 3, model.latent_dim
     got = model.likelihood(images, k, seed=5, batch=batch, chunk=chunk)
     draws, bounds = tf.random.Generator.from_seed(5), []

@@ -15,7 +15,7 @@ from conftest import ROOT, run_script
 from PIL import Image
 
 from common import export, generate, images, runs
-from common.model import pictures
+from common.images import pictures
 from gan_keras import train as gan_train
 
 # Every model of both scripts, as small as a run can be: 2 epochs of 256
@@ -398,12 +398,13 @@ def test_interpolation_walks_from_one_draw_to_another(model, trained, tmp_path):
 
 
 def test_the_python_page_runs(synthetic_mnist, tmp_path):
-    """docs/python.md's example, run as it is written, on a run in
-    outputs/dcgan."""
+    """docs/python.md's example of open_run, run as it is written, on a run
+    in outputs/dcgan."""
     assert train(gan_train, Path("outputs/dcgan"), synthetic_mnist, "--epochs", 2,
                  "--keep-epochs", "1") == 0
     page = (ROOT / "docs" / "python.md").read_text()
-    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    code = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S)
+                if "open_run" in block)
     scope = {}
     exec(code, scope)
     assert scope["images"].shape == (16, 28, 28) and scope["images"].dtype == np.float32

@@ -79,7 +79,7 @@ def test_vaegan_test_mse_summed_by_batches_is_the_mean_over_all():
 
     model = Reconstructs()
     at_once = np.mean((model.reconstruct(model.test_digits) - model.test_digits / 255.0) ** 2)
-    np.testing.assert_allclose(VAEGAN.evaluate(model)["test_mse"], at_once, rtol=1e-9)
+    np.testing.assert_allclose(VAEGAN.test_metrics(model)["test_mse"], at_once, rtol=1e-9)
 
 
 def test_vaegan_parameter_count(synthetic_mnist):
@@ -154,12 +154,12 @@ def test_steps_change_every_trained_network(model, preset, loss, synthetic_mnist
     batch = (gan.prepare(mnist.train_images[:n]), tf.zeros([n], tf.int32))
     before = {name: [v.numpy().copy() for v in net.trainable_variables]
               for name, net in gan.networks.items()}
-    out = gan.train_step(batch)
+    out = gan.step(batch)
     # the critic stepped on each share, the generator once
     assert int(gan.optimizers["discriminator_optimizer"].iterations) == n // 32
     assert int(next(o for k, o in gan.optimizers.items()
                     if k != "discriminator_optimizer").iterations) == 1
-    assert set(out) == set(gan.metrics) and all(np.isfinite(float(v)) for v in out.values())
+    assert set(out) == set(gan.log_names) and all(np.isfinite(float(v)) for v in out.values())
     unchanged = [variable for name, net in gan.networks.items()
                  for old, variable in zip(before[name], net.trainable_variables)
                  if np.array_equal(old, variable.numpy())]
@@ -276,7 +276,7 @@ def test_vaegan_reconstructions_get_closer(synthetic_mnist, dynamics_seed, margi
 
     first = error()
     for _ in range(100):
-        model.train_step((x, tf.zeros([32], tf.int32)))
+        model.step((x, tf.zeros([32], tf.int32)))
     # measured over seeds 1 to 5 (2026-12-01): 0.009 to 0.015 after 100 steps; after 50, 0.11
     # to 0.35, and after 25 worse than at the start (1.2 to 3.0): the adversarial terms first
     margin.below("error after 100 steps / before", error() / first, 0.1)

@@ -70,18 +70,18 @@ def poison(script, monkeypatch, *, after_step, while_rate_above=0.0):
 
     def build_poisoned(args, data):
         model = build(args, data)
-        step, optimizer = model.train_step, next(iter(model.optimizers.values()))
+        step, optimizer = model.step, next(iter(model.optimizers.values()))
         threshold = while_rate_above * float(optimizer.learning_rate)
 
         @tf.function
-        def train_step(batch):
+        def poisoned(batch):
             outputs = step(batch)
             bad = tf.logical_and(tf.convert_to_tensor(optimizer.iterations) > after_step,
                                  tf.convert_to_tensor(optimizer.learning_rate) > threshold)
             return {name: tf.where(bad, tf.constant(math.nan, value.dtype), value)
                     for name, value in outputs.items()}
 
-        model.train_step = train_step
+        model.step = poisoned
         return model
 
     monkeypatch.setattr(script, "build", build_poisoned)
@@ -95,17 +95,17 @@ def poison_a_weight(script, monkeypatch, *, at_step):
 
     def build_poisoned(args, data):
         model = build(args, data)
-        step, optimizer = model.train_step, next(iter(model.optimizers.values()))
+        step, optimizer = model.step, next(iter(model.optimizers.values()))
         weight = next(iter(model.networks.values())).trainable_weights[0]
 
         @tf.function
-        def train_step(batch):
+        def poisoned(batch):
             outputs = step(batch)
             if tf.convert_to_tensor(optimizer.iterations) == at_step:
                 weight.assign(tf.fill(weight.shape, math.nan))
             return outputs
 
-        model.train_step = train_step
+        model.step = poisoned
         return model
 
     monkeypatch.setattr(script, "build", build_poisoned)

@@ -137,7 +137,7 @@ def test_fp16_policy_builds_float16_layers_with_float32_weights(synthetic_mnist)
     assert {w.dtype for w in generator.weights} == {"float32"}
     assert isinstance(model.optimizers["generator_optimizer"], keras.optimizers.LossScaleOptimizer)
     images, labels = data.load("mnist", synthetic_mnist).train_images[:8], np.zeros(8)
-    out = model.train_step((model.prepare(images), tf.constant(labels, tf.int32)))
+    out = model.step((model.prepare(images), tf.constant(labels, tf.int32)))
     assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in out.values())
 
 

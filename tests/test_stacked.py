@@ -116,7 +116,7 @@ def test_packing_puts_each_image_of_a_pack_in_its_own_channels():
 def _step_ops(model):
     """The operations of `model`'s traced train step, by type, in order."""
     batch = (tf.TensorSpec([8, 28, 28, 1], tf.float32), tf.TensorSpec([8], tf.int32))
-    graph = model.train_step.get_concrete_function(batch).graph
+    graph = model.step.get_concrete_function(batch).graph
     return [op.type for op in graph.get_operations()]
 
 
@@ -148,7 +148,7 @@ def test_pack_2_halves_what_the_discriminator_sees():
     batch = (tf.random.stateless_uniform([8, 28, 28, 1], [1, 2], -1, 1), tf.zeros([8], tf.int32))
     packed = DCGAN(seed=4, pack=2)
     assert packed.discriminator.input_shape == (None, 28, 28, 2)
-    out = packed.train_step(batch)
+    out = packed.step(batch)
     assert all(np.isfinite(float(v)) for v in out.values())
     assert _step_ops(packed).count("Transpose") > _step_ops(DCGAN(seed=4)).count("Transpose")
 

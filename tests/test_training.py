@@ -163,11 +163,11 @@ def test_other_configuration_is_refused_and_fresh_replaces(synthetic_mnist, tmp_
 def test_every_option_is_run_defining_or_a_run_control(script, tmp_path):
     """Walk each train.py's parser: an option changed when a run resumes is
     refused, in one line naming it, unless it controls the run (how long,
-    how often, where, how fast: rundir.RUN_CONTROL), and then it is
-    accepted. A new option is one or the other by where it is declared."""
+    how often, where, how fast: its role, Parser.run_controls), and then it
+    is accepted. A new option is one or the other by its declared role."""
     from common import arguments
     from common.errors import UsageError
-    from common.rundir import RUN_CONTROL, RunDir
+    from common.rundir import RunDir
     from vae_keras import train as vae_train
 
     parser = (train if script == "gan" else vae_train).make_parser()
@@ -177,15 +177,18 @@ def test_every_option_is_run_defining_or_a_run_control(script, tmp_path):
         {"model": stored["model"], "args": stored}))
     options = [action.dest for action in parser._actions
                if action.option_strings and action.dest not in ("help", "model")]
-    assert len(options) > 25 and set(RUN_CONTROL) - set(options) <= {"eval_every"}  # GANs: none
+    controls = parser.run_controls()
+    assert len(options) > 25 and len(controls) >= 18 and controls < set(options)
+    assert {"epochs", "out", "data_dir", "fresh", "precision", "on_nonfinite"} <= controls
+    assert not {"seed", "batch_size", "dataset", "lr", "train_size"} & controls
     for dest in options:
         changed = {**stored, dest: "changed"}
-        if dest in RUN_CONTROL:
-            RunDir.open(tmp_path / "run", stored["model"], changed)
+        if dest in controls:
+            RunDir.open(tmp_path / "run", stored["model"], changed, controls=controls)
         else:
             with pytest.raises(UsageError, match=f"--{dest.replace('_', '-')} .* there, "
                                                  f"changed here"):
-                RunDir.open(tmp_path / "run", stored["model"], changed)
+                RunDir.open(tmp_path / "run", stored["model"], changed, controls=controls)
 
 
 def test_a_drawn_seed_is_printed_stored_and_kept_on_resume(synthetic_mnist, tmp_path, capsys):

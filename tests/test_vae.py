@@ -14,7 +14,7 @@ from common import data as data_module
 from common.images import LABEL_HEIGHT
 from vae_keras import elbo, train
 from vae_keras.conv_vae import ConvVAE, make_decoder, make_encoder
-from vae_keras.vae import PANEL_ROWS, Reparameterize, VariationalAutoencoder
+from vae_keras.vae import PANEL_ROWS, Reparameterize, VAE
 
 
 def fake_data(test_images, test_labels=None):
@@ -87,14 +87,14 @@ def test_test_elbo_of_a_tiny_model_equals_a_hand_computation():
                                              bias_initializer=keras.initializers.Constant(-1.0)),
                                 layers.Reshape((28, 28, 1))])
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28)).astype(np.uint8)
-    class Tiny(VariationalAutoencoder):
+    class Tiny(VAE):
         name = "tiny"
         networks_by_preset = {"by hand": (lambda latent, channels: encoder,
                                           lambda latent, channels: decoder)}
 
     for kl in ("mc", "analytic"):
         model = Tiny(fake_data(images), latent_dim=1, kl=kl)
-        got = model.evaluate()["test_elbo"]
+        got = model.test_metrics()["test_elbo"]
 
         x = (images / 255.0 > 0.5).reshape(7, 784).astype(np.float64)
         eps = model.test_eps.numpy()[:, 0].astype(np.float64)
@@ -142,8 +142,8 @@ def test_one_step_changes_encoder_and_decoder_and_dynamic_binarization_is_fresh(
     x = model.prepare(images)
     assert 2 < len(np.unique(x.numpy())) and x.numpy().max() <= 1.0  # grey levels kept
     before = [v.numpy().copy() for v in model.vae.trainable_variables]
-    out = model.train_step((x, tf.zeros([32], tf.int32)))
-    assert set(out) == set(model.metrics)
+    out = model.step((x, tf.zeros([32], tf.int32)))
+    assert set(out) == set(model.log_names)
     assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]), rel=1e-5)
     changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.vae.trainable_variables)]
     assert all(changed)
@@ -237,7 +237,7 @@ def test_beta_weights_the_kl_term_of_the_loss_and_not_the_test_elbo(synthetic_mn
                        kl=beta.kl, binarize=beta.binarize, seed=1)  # the same model, beta 1
     plain.vae.set_weights(beta.vae.get_weights())
     assert beta.beta == 4 and plain.beta == 1
-    assert plain.evaluate() == beta.evaluate()
+    assert plain.test_metrics() == beta.test_metrics()
 
 
 def test_the_step_decay_multiplies_the_rate_after_each_milestone_epoch():

@@ -64,7 +64,7 @@ def test_one_step_changes_encoder_and_decoder(model, preset, synthetic_mnist):
     mnist = data.load("mnist", synthetic_mnist)
     vae = build(model, preset, mnist)
     before = [v.numpy().copy() for v in vae.vae.trainable_variables]
-    out = vae.train_step((vae.prepare(mnist.train_images[:32]),
+    out = vae.step((vae.prepare(mnist.train_images[:32]),
                           tf.constant(mnist.train_labels[:32], tf.int32)))
     assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]), rel=1e-5)
     assert all(not np.array_equal(b, v.numpy())

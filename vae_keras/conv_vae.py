@@ -4,7 +4,7 @@ on binarized MNIST with Adam(1e-4) and batch 32."""
 import keras
 from keras import layers
 
-from vae_keras.vae import VariationalAutoencoder
+from vae_keras.vae import VAE
 
 
 def make_encoder(latent_dim=2, channels=1):
@@ -31,6 +31,6 @@ def make_decoder(latent_dim=2, channels=1):
     ], name="decoder")
 
 
-class ConvVAE(VariationalAutoencoder):
+class ConvVAE(VAE):
     name = "conv_vae"
     networks_by_preset = {"report000": (make_encoder, make_decoder)}

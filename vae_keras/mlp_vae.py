@@ -8,7 +8,7 @@ import functools
 import keras
 from keras import layers
 
-from vae_keras.vae import CLASSES, VariationalAutoencoder
+from vae_keras.vae import CLASSES, VAE
 
 
 def mlp_encoder(latent_dim, channels=1, *, hidden, conditional=False):
@@ -50,7 +50,7 @@ def networks(hidden, conditional=False):
 REPORT001 = (512, 256, 128)
 
 
-class MLPVAE(VariationalAutoencoder):
+class MLPVAE(VAE):
     name = "mlp_vae"
     networks_by_preset = {
         # report 004, section 3.1: 784 -> 512 -> 256 -> 2; 2 -> 256 -> 512 -> 784 sigmoid
@@ -63,7 +63,7 @@ class MLPVAE(VariationalAutoencoder):
     }
 
 
-class ConditionalVAE(VariationalAutoencoder):
+class ConditionalVAE(VAE):
     name = "cvae"
     conditional = True
     networks_by_preset = {"report001": networks(REPORT001, conditional=True)}

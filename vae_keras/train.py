@@ -27,10 +27,10 @@ CONDITIONAL = ("cvae",)  # conditional on the digit: they take --digit (checked 
 
 
 def make_parser():
-    # fp32 by default: in bf16 the conv VAE's test ELBO lagged fp32's by 5.6
-    # nats after 6 epochs (docs/speed.md, "Same model, same curves?")
+    # fp32 by default: in bf16 the conv VAE's test ELBO lags (docs/speed.md#same-model-same-curves)
     parser = cli.make_parser(__doc__, models=MODELS, epochs=1000, batch_size=32,
-                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=MODELS)
+                             keep_epochs=KEEP_EPOCHS, presets=PRESETS, fp32_models=MODELS,
+                             check=check)
     add = parser.add_argument
     add("--latent-dim", type=arguments.positive_int, default=None,
         help="size of the latent space; 2 draws the latent figures (default: the preset's)")
@@ -51,9 +51,8 @@ def make_parser():
              "MultiStepLR): epochs separated by commas, or none (default: the preset's)")
     add("--lr-decay", type=arguments.positive_float, default=0.1,
         help="the factor of --lr-milestones (default: the preset's, else 0.1)")
-    add("--eval-every", type=arguments.positive_int, default=1,
+    add("--eval-every", type=arguments.positive_int, default=1, role=arguments.CONTROLS,
         help="the whole test set's ELBO into history.csv every K epochs (and at the last)")
-    parser.check = check
     return parser
 
 

@@ -1,8 +1,8 @@
 """What every VAE of the project shares, so that a model file only defines
-its encoder and decoder: the reparameterization layer, the encoder-decoder
-keras.Model (optionally conditioned on a one-hot label), and the training
-object (negative-ELBO step, test-set ELBO and likelihood bound, the
-report's per-epoch panel, reconstructions, the latent-space figures)."""
+its encoder and decoder: the reparameterization layer, the encoder and
+decoder joined (optionally conditioned on a one-hot label), and the VAE, a
+keras.Model (the negative-ELBO step, the test-set ELBO and likelihood bound,
+the report's per-epoch panel, reconstructions, the latent-space figures)."""
 from statistics import NormalDist
 
 import keras
@@ -13,8 +13,9 @@ from keras import layers
 from common import images
 from common.data import TEST_DRAW_SEED, has_likelihood
 from common.layers import replica_seed
-from common.model import (GenerativeModel, Input, apply_gradients, conditional_labels,
-                          make_optimizer, pictures, step_decay, with_channels)
+from common.data import conditional_labels
+from common.images import pictures
+from common.model import GenerativeModel, Input, apply_gradients, step_decay, with_channels
 from vae_keras import elbo
 
 PANEL_ROWS = ("Originals", "Decoded Random Samples", "Decoded Modes", "Decoded Means",
@@ -42,7 +43,7 @@ class Reparameterize(layers.Layer):
         return mean + tf.exp(0.5 * logvar) * eps
 
 
-class VAE(keras.Model):
+class EncoderDecoder(keras.Model):
     """An encoder giving [mean, log-variance] of q(z|x), the
     reparameterization, and a decoder giving Bernoulli logits. With a
     `condition` (a one-hot label), the encoder takes [x, condition] and the
@@ -73,17 +74,18 @@ class VAE(keras.Model):
         return self.decode(z, condition, training), z, mean, logvar
 
 
-class VariationalAutoencoder(GenerativeModel):
+class VAE(GenerativeModel):
     """A VAE trained on the negative ELBO (elbo.py), its KL term weighted by
     `beta` (1: the ELBO; above 1 the beta-VAE of Higgins et al. 2017; the
     test ELBO is the ELBO whatever beta), its learning rate multiplied by
     `lr_decay` after each epoch of `lr_milestones` (epochs of
     `steps_per_epoch` steps). A subclass sets `name`
     and `networks_by_preset`: {preset: (make encoder, make decoder), each
-    from the latent size}; `conditional` models see one-hot labels."""
+    from the latent size}; `conditional` models see one-hot labels. It is
+    made compiled with Adam at `learning_rate`; `compile` takes another."""
 
-    metrics = ("loss", "reconstruction", "kl")
-    eval_metrics = ("test_elbo",)
+    log_names = ("loss", "reconstruction", "kl")
+    test_metric_names = ("test_elbo",)
     plots = {"negative ELBO, training batches (nats)": ("loss",),
              "its terms (nats)": ("reconstruction", "kl"),
              "test-set ELBO (nats)": ("test_elbo",)}
@@ -92,6 +94,7 @@ class VariationalAutoencoder(GenerativeModel):
     def __init__(self, data, preset=None, *, latent_dim=2, learning_rate=1e-4, kl="mc",
                  binarize="static", beta=1.0, seed=0, lr_milestones=(), lr_decay=0.1,
                  steps_per_epoch=None):
+        super().__init__()
         preset = preset or next(iter(self.networks_by_preset))
         make_encoder, make_decoder = self.networks_by_preset[preset]
         self.latent_dim, self.kl, self.binarize, self.beta = latent_dim, kl, binarize, beta
@@ -104,14 +107,11 @@ class VariationalAutoencoder(GenerativeModel):
         self.inputs = {"latent": Input((latent_dim,), "float32", "normal, N(0, I): the prior")}
         if self.conditional:
             self.inputs["digit"] = Input((), "int32", f"the digit to draw, 0 to {CLASSES - 1}")
-        self.vae = VAE(make_encoder(latent_dim, data.channels),
-                       make_decoder(latent_dim, data.channels), seed=seed, name=self.name)
-        self.optimizer = make_optimizer(
-            step_decay(learning_rate, lr_milestones, lr_decay, steps_per_epoch),
-            self.vae.trainable_variables)
+        self.vae = EncoderDecoder(make_encoder(latent_dim, data.channels),
+                                  make_decoder(latent_dim, data.channels), seed=seed,
+                                  name=self.name)
         self.networks = {"vae": self.vae}
         self.exported = {"decoder": self.vae.decoder, "encoder": self.vae.encoder}
-        self.optimizers = {"optimizer": self.optimizer}
         self.rng = tf.random.Generator.from_seed(seed)  # dynamic binarization
 
         # Everything below is drawn once: the test ELBO and the panel are
@@ -125,6 +125,12 @@ class VariationalAutoencoder(GenerativeModel):
         self.test_eps = fixed.normal([len(data.test_images), self.latent_dim])
         self.panel_prior = fixed.normal([10, self.latent_dim])
         self.panel_uniform = fixed.uniform([2, 10, 28, 28, data.channels])
+        self.compile(optimizer=keras.optimizers.Adam(
+            step_decay(learning_rate, lr_milestones, lr_decay, steps_per_epoch)))
+
+    def compile(self, optimizer, **kwargs):
+        """Keras's compile, with the optimizer of the encoder and decoder."""
+        self.compile_optimizers({"optimizer": (optimizer, self.vae)}, **kwargs)
 
     def condition(self, labels):
         """The decoder's and encoder's extra input: None, or for a
@@ -142,7 +148,9 @@ class VariationalAutoencoder(GenerativeModel):
         return tf.cast(x > 0.5, tf.float32) if self.binarize == "static" else x
 
     @tf.function
-    def train_step(self, batch):
+    def step(self, batch):
+        """The negative ELBO of a batch (its KL term weighted by `beta`), one
+        tape, one update."""
         x, labels = batch
         if self.binarize == "dynamic":
             x = tf.cast(self.rng.uniform(tf.shape(x)) < x, tf.float32)
@@ -169,7 +177,7 @@ class VariationalAutoencoder(GenerativeModel):
                     for i in range(0, images, EVAL_BATCH))
         return total / images
 
-    def evaluate(self):
+    def test_metrics(self):
         """The ELBO per test image (nats; higher is better), one fixed sample
         of z per image, with the training's KL estimator."""
         return {"test_elbo": self._test_elbo(len(self.test_images))}

@@ -26,7 +26,6 @@ from common.errors import UsageError
 from common.evaluation.evaluator import SAMPLE_SEED, Evaluator, sample_count
 from common.evaluation.metrics import LABELS
 from common.images import to_uint8
-from common.model import conditional_labels
 from common.progress import Progress
 
 # The likelihood bound's default (K importance samples, test images; None:
@@ -79,7 +78,7 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     evaluator = Evaluator(trained, loaded.data, samples)  # the test images' features: not cached
     generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
     step.update(1)
-    asked = conditional_labels(evaluator.n) if loaded.model.conditional else None
+    asked = data.conditional_labels(evaluator.n) if loaded.model.conditional else None
     result = {"model": loaded.config["model"], "settings": settings,
               "test_data": data.test_data(loaded.config["args"]),
               "grey_vae": ("binarize" in loaded.config["args"]

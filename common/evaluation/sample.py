@@ -16,7 +16,7 @@ from common.arguments import Parser, positive_int
 from common.atomic import atomic_write, check_file
 from common.errors import UsageError
 from common.images import to_uint8
-from common.model import conditional_labels
+from common.data import conditional_labels
 
 
 def make_parser():

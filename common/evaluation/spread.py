@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.rundir import RUN_CONTROL
+from common.runs import run_controls
 
 ALPHA = 0.05  # two-sided significance level of the Welch t-test
 RULE = (f"A is called better than B only when Welch's t-test (unequal variances, two-sided) "
@@ -37,7 +37,7 @@ def configuration(config):
     args = config.get("args", {})
     return (config.get("model"),) + tuple(sorted(
         (key, repr(value)) for key, value in args.items()
-        if key not in RUN_CONTROL and key != "seed"))
+        if key not in run_controls(config.get("model")) and key != "seed"))
 
 
 def groups(paths, configs, names):

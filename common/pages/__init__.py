@@ -27,7 +27,6 @@ STATIC = Path(__file__).with_name("static")
 MILESTONES = (5, 50, 100, 250, 500, 1000, 1250, 1500, 1750, 2000, 2500)
 # Every page written here says so; an index.html without it is not ours to replace.
 GENERATOR = '<meta name="generator" content="gan-vae-mnist pages">'
-PICTURE = re.compile(r"(\w+)_at_epoch_(\d+)\.png")
 TIMING = ("seconds", "train_seconds", "images_per_sec")
 MEMORY = ("host_mb", "device_mb")
 # metrics.csv's curves, a panel each, as the comparison plots them.
@@ -215,13 +214,8 @@ def _summary_of(run):
 def _listing(run):
     """The names of the run's pictures ("image" first), and the epochs that
     have the main picture."""
-    found = {}
-    if run.images.is_dir():
-        for entry in os.scandir(run.images):
-            match = PICTURE.fullmatch(entry.name)
-            if match:
-                found.setdefault(match[1], set()).add(int(match[2]))
-    return sorted(found, key=lambda name: (name != "image", name)), found.get("image", set())
+    found = run.pictures()
+    return sorted(found, key=lambda name: (name != "image", name)), set(found.get("image", ()))
 
 
 def _saved(history, pictured):
