@@ -4,8 +4,8 @@ TensorFlow starts (its start-up takes seconds and writes to stderr), errors
 as one line with exit status 2, then wires the model, the evaluator and the
 run into the training loop. A run that stops early says why in one line
 too, with its exit status: 2 bad input or a full disk, 3 diverged, 130
-interrupted, 143 terminated (SIGTERM), 129 hung up (SIGHUP: the terminal
-closed, the ssh session dropped) (docs/reliability.md)."""
+interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP: the
+terminal closed, the ssh session dropped) (docs/reliability.md)."""
 import argparse
 import contextlib
 import datetime
@@ -218,7 +218,7 @@ def main(parser, build, argv=None):
         if note := devices.precision_note(args.precision):
             print(f"{parser.prog}: note: {note}", file=sys.stderr)
         # until here SIGTERM and SIGHUP kill at once (nothing to lose); from here they save
-        handlers = _catch(terminate)
+        handlers = _catch(terminate, interrupt=args.strategy != "multiworker")
         keras.utils.set_random_seed(args.seed)
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build(args, dataset)
@@ -272,12 +272,16 @@ def main(parser, build, argv=None):
     return 0
 
 
-def _catch(terminate):
+def _catch(terminate, interrupt=True):
     """SIGTERM and SIGHUP call `terminate` from now on (SIGHUP unless it is
-    ignored, as under nohup); returns the handlers they had. Once the
-    terminal is gone, writing to it fails: SIGHUP also points the standard
-    streams that are a terminal at /dev/null, so that the run saves and its
-    line reaches stderr where stderr is a file."""
+    ignored, as under nohup), and with `interrupt` so does a first Ctrl-C
+    (SIGINT, unless it is ignored), a second one stopping at once
+    (KeyboardInterrupt); returns the handlers they had. Once the terminal
+    is gone, writing to it fails: SIGHUP also points the standard streams
+    that are a terminal at /dev/null, so that the run saves and its line
+    reaches stderr where stderr is a file. (A multi-worker run saves on
+    TensorFlow's preemption notice, not on `terminate`: Ctrl-C stops it at
+    once.)"""
     terminals = [fd for fd in (1, 2) if os.isatty(fd)]  # asked now: a hung-up one says no
 
     def hung_up(signum, frame):
@@ -286,13 +290,23 @@ def _catch(terminate):
                 os.dup2(devnull.fileno(), fd)
         terminate(signum, frame)
 
+    def interrupted(signum, frame):
+        if terminate.is_set():  # asked again: stop now, the epoch in progress lost
+            raise KeyboardInterrupt
+        print(" Ctrl-C: saving at the next step, then stopping (again: at once)",
+              file=sys.stderr, flush=True)
+        terminate(signum, frame)
+
     handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, hung_up)
+    if interrupt and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handlers[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
     return handlers
 
 
-STOPPED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
+STOPPED = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)",
+           signal.SIGINT: "interrupted (Ctrl-C)"}
 
 
 def _stopped(stopped, args):

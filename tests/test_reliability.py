@@ -372,7 +372,8 @@ def _on_a_terminal(argv):
 
 
 @pytest.mark.parametrize("signum, status, said", [
-    (signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)")])
+    (signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)"),
+    (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
 def test_a_stopped_run_names_the_signal_in_its_line_and_status(signum, status, said):
     """The line and exit status of a run stopped by each signal, as the
     shell would give a process killed by it (128 + the signal's number)."""
@@ -432,14 +433,15 @@ def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path, uninterrupted):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_with_its_line_and_the_run_resumes_from_its_checkpoint(
+def test_ctrl_c_saves_at_the_next_step_and_the_run_resumes_inside_the_epoch(
         tmp_path, uninterrupted):
-    """Ctrl-C (SIGINT) inside epoch 3: the run stops at once with exit 130
-    and one line saying how to resume; the epoch in progress is lost, the
-    same command trains it again from the checkpoint of epoch 2, to the
-    losses of the run never stopped."""
+    """Ctrl-C (SIGINT) inside epoch 3: the run saves at the next step
+    boundary, as on SIGTERM, and stops with exit 130 and one line saying
+    where it saved; the same command resumes inside epoch 3, to the losses
+    of the run never stopped."""
+    size = STOPPED_RUNS["dcgan"][2]
     uninterrupted.start("dcgan")
-    data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS["dcgan"][2])
+    data_dir = write_mnist(tmp_path / "data", n_train=size)
     out = tmp_path / "run"
     train = stopped_run("dcgan", data_dir, out)
     process = subprocess.Popen(  # SIGINT's action as a shell on a terminal gives it
@@ -453,16 +455,48 @@ def test_ctrl_c_stops_with_its_line_and_the_run_resumes_from_its_checkpoint(
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130
     stderr = process.stderr.read()
+    step = int(stored(out, "progress/step"))
+    assert 0 < step < size // 8 and stored(out, "epoch") == 2, "not stopped inside epoch 3"
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
-        f"train.py: interrupted; run the same command again to resume from the last "
-        f"checkpoint in {out}")
-    assert epochs(out) == [1, 2] and checkpoint_numbers(out)[-1] == 2
+        f"train.py: interrupted (Ctrl-C): checkpoint saved {step} steps into epoch 3; run the "
+        f"same command again to resume there")
+    assert epochs(out) == [1, 2]
     resumed = subprocess.run(train, env=environment(), capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert "from its checkpoint after epoch 2 (training to epoch 4)" in resumed.stdout
+    assert f"after epoch 2, {step} of {size // 8} steps into epoch 3" in resumed.stdout
     np.testing.assert_allclose(losses(out, GAN_LOSSES),
                                losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    """The first Ctrl-C asks the run to save at its next step (the loop's
+    StopRequest), a second raises KeyboardInterrupt there and then: the run
+    stops without saving. Ignored, as under `nohup ... &`, it stays ignored;
+    the handlers are put back as they were."""
+    from common import cli, training
+
+    terminate = training.StopRequest()
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        handlers = cli._catch(terminate)
+        ours = signal.getsignal(signal.SIGINT)
+        ours(signal.SIGINT, None)
+        assert terminate.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            ours(signal.SIGINT, None)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        handlers = cli._catch(training.StopRequest())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.SIGINT not in handlers
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("skip", [0, 2])
