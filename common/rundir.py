@@ -41,6 +41,19 @@ def picture_name(epoch, name="image"):
     return f"{name}_at_epoch_{epoch:04d}.png"
 
 
+# A checkpoint's files (tf.train.CheckpointManager's names, its default prefix):
+# checkpoints/ckpt-<number>.index and .data-*, the
+# number the epoch it ends, or the one it was saved inside (SIGTERM); the
+# same names in checkpoints/kept/ for the kept epochs.
+def checkpoint_name(number):
+    return f"ckpt-{number}"
+
+
+def checkpoint_numbers(folder):
+    """{number: index file} of the checkpoints in `folder`."""
+    return {int(index.stem.split("-")[1]): index for index in Path(folder).glob("ckpt-*.index")}
+
+
 class RunDir:
     """The files of one run. `open` checks; nothing is written before `start`."""
 
@@ -213,7 +226,7 @@ class RunDir:
         """The path (without suffix) of the checkpoint at the end of `epoch`:
         one of the last few (the newest unless the run was stopped inside
         the next epoch), or one kept for good; None if there is none."""
-        for path in (self.checkpoints / f"ckpt-{epoch}", self.kept / f"ckpt-{epoch}"):
+        for path in (self.checkpoints / checkpoint_name(epoch), self.kept / checkpoint_name(epoch)):
             if path.with_suffix(".index").exists() and (path.parent == self.kept
                                                          or epoch in self._epochs_done()):
                 return path
@@ -221,8 +234,8 @@ class RunDir:
 
     def checkpoint_epochs(self):
         """The epochs whose end has a checkpoint, in order."""
-        numbers = {int(p.stem.split("-")[1]) for folder in (self.checkpoints, self.kept)
-                   for p in folder.glob("ckpt-*.index")}
+        numbers = {number for folder in (self.checkpoints, self.kept)
+                   for number in checkpoint_numbers(folder)}
         return sorted(epoch for epoch in numbers if self.checkpoint(epoch) is not None)
 
     def _epochs_done(self):

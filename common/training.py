@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import tensorflow as tf
 
-from common import atomic, devices, feeding, images, pages
+from common import atomic, devices, feeding, images, pages, rundir
 from common.callbacks import EpochPicture
 from common.errors import Diverged, Terminated, UsageError
 
@@ -202,8 +202,8 @@ class _Checkpoints:
         history.csv and metrics.csv to that epoch and logs what was passed
         over in events.csv."""
         damaged = []
-        for index in sorted(self.run.checkpoints.glob("ckpt-*.index"), reverse=True,
-                            key=lambda path: int(path.stem.split("-")[1])):
+        for _, index in sorted(rundir.checkpoint_numbers(self.run.checkpoints).items(),
+                               reverse=True):
             try:
                 self._read(str(index.with_suffix("")))
             except (tf.errors.OpError, IndexError, ValueError, AssertionError) as error:
@@ -248,7 +248,7 @@ class _Checkpoints:
             self.manager.save(checkpoint_number=number)
         except tf.errors.ResourceExhaustedError as error:
             raise OSError(errno.ENOSPC, _reason(error),
-                          str(self.run.checkpoints / f"ckpt-{number}")) from None
+                          str(self.run.checkpoints / rundir.checkpoint_name(number))) from None
         self.saved = (epoch, step)
         self._keep()
 
@@ -259,7 +259,7 @@ class _Checkpoints:
         the index last, so that a kept checkpoint with an index is whole."""
         if not self.saved or self.saved[1] or self.saved[0] not in self.keep:
             return
-        source = self.run.checkpoints / f"ckpt-{self.saved[0]}"
+        source = self.run.checkpoints / rundir.checkpoint_name(self.saved[0])
         target = self.run.kept / source.name
         if target.with_suffix(".index").exists():
             return

@@ -53,8 +53,14 @@ def test_run_directory_refuses_another_run_unless_fresh(tmp_path):
     run.close()  # the run's lock: as if its process had ended
     assert json.loads((out / "config.json").read_text())["args"]["batch_size"] == 256
 
-    # run-control arguments may change; an unset seed inherits the stored one
-    _, stored = RunDir.open(out, "dcgan", _args(epochs=20, seed=None))
+    # run-control arguments (by their role, as the parser declares them) may change; an
+    # unset seed inherits the stored one
+    from gan_keras import train
+
+    controls = train.make_parser().run_controls()
+    _, stored = RunDir.open(out, "dcgan", _args(epochs=20, seed=None), controls=controls)
+    with pytest.raises(UsageError, match="--epochs 10 there, 20 here"):
+        RunDir.open(out, "dcgan", _args(epochs=20))  # no controls: every argument defines
     assert stored["args"]["seed"] == 1
     with pytest.raises(UsageError, match="--batch-size 256 there, 128 here"):
         RunDir.open(out, "dcgan", _args(batch_size=128))

@@ -192,7 +192,8 @@ def test_the_command_on_the_page_resumes_the_run(outputs):
     assert argv[:2] == ["python", "gan_keras/train.py"]
     args = arguments.parse(gan_train.make_parser(), argv[2:])
     assert RunDir(args.out).path.resolve() == run.resolve()
-    RunDir.open(args.out, args.model, vars(args))  # the same run: not refused
+    parser = gan_train.make_parser()
+    RunDir.open(args.out, args.model, vars(args), controls=parser.run_controls())  # not refused
     assert (args.epochs, args.seed, args.batch_size, args.metrics_every) == (6, 1, 64, 2)
 
 
