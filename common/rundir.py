@@ -1,6 +1,7 @@
-"""A run directory (outputs/<model> by default): what it holds, whether a new
-command resumes it or is refused, the lock that keeps a second process out,
-and its history.csv, metrics.csv, events.csv and config.json, each
+"""A run directory (outputs/<model> by default): the names of its files,
+built and read here only; whether a new command resumes it or is refused;
+its lock (RunLock), which keeps a second process out; and its tables
+(Table: history.csv, metrics.csv), events.csv and config.json, each
 rewritten atomically so that a killed run leaves them whole.
 
 No TensorFlow here: a run directory is checked before TensorFlow starts."""
@@ -77,7 +78,7 @@ class RunDir:
         run = cls(path)
         check_directory(run.path, "--out")
         if (run.path / LOCK).exists():  # fail now if it is in use; start() takes the lock
-            run._lock(warn=False).close()
+            RunLock(run.path).take(warn=False).close()
         old = run.config_seen = run.read_config()
         if (old is None and not fresh and run.path.exists()
                 and any(p.name != LOCK for p in run.path.iterdir())):
@@ -99,7 +100,7 @@ class RunDir:
         the process ends."""
         self.path.mkdir(parents=True, exist_ok=True)
         if self.lock is None:
-            self.lock = self._lock()
+            self.lock = RunLock(self.path).take()
             if not fresh and self.read_config() != self.config_seen:
                 self.close()
                 raise UsageError(f"another process started a run in {self.path} while this "
@@ -125,24 +126,6 @@ class RunDir:
         if self.lock is not None:
             self.lock.close()
             self.lock = None
-
-    def _lock(self, warn=True):
-        """The lock file, open and locked by this process; a UsageError
-        naming the process that holds it if another does. On a file system
-        that has no locks (Lustre without -o flock, NFS without its lock
-        daemon) it is open but unlocked, with a warning."""
-        lock = open(self.path / LOCK, "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise UsageError(f"{self.path} is in use by {_holder(self.path / LOCK)}; "
-                             f"wait for it to end, or stop it") from None
-        except OSError as error:
-            if warn:
-                print(f"warning: {self.path} cannot be locked ({error.strerror}): nothing "
-                      f"keeps a second process from training into it", file=sys.stderr)
-        return lock
 
     def read_config(self):
         if not self.config_file.exists():
@@ -177,29 +160,16 @@ class RunDir:
         return self.path / f"samples_at_epoch_{epoch:04d}.npz"
 
     def read_table(self, name):
-        """The rows of `name`.csv (history, metrics) as dicts of floats (epoch
-        as int); a blank cell, a value not measured that epoch, reads as NaN."""
-        path = self.path / f"{name}.csv"
-        if not path.exists():
-            return []
-        with open(path, newline="") as f:
-            return [{key: int(value) if key == "epoch" else _float(value)
-                     for key, value in row.items()} for row in csv.DictReader(f)]
+        """The rows of `name`.csv (history, metrics): Table.read."""
+        return Table(self.path / f"{name}.csv").read()
+
+    def write_table(self, name, rows, columns):
+        """Rewrite `name`.csv: Table.write."""
+        Table(self.path / f"{name}.csv").write(rows, columns)
 
     def trim_table(self, name, epoch):
-        """Drop the rows of `name`.csv after `epoch`, as a resumed run does
-        for the epochs it trains again; the rows kept are left as written."""
-        path = self.path / f"{name}.csv"
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        kept = rows[:1] + [row for row in rows[1:] if int(row[0]) <= epoch]
-        if len(kept) < len(rows):
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerows(kept)
-            with atomic_write(path, "w") as f:
-                f.write(text.getvalue())
+        """Drop the rows of `name`.csv after `epoch`: Table.trim."""
+        Table(self.path / f"{name}.csv").trim(epoch)
 
     def events(self):
         """The rows of events.csv, as strings: what happened to the run
@@ -250,16 +220,90 @@ class RunDir:
             return 0
         return sum(p.stat().st_size for p in self.checkpoints.glob(f"{indexes[-1].stem}.*"))
 
-    def write_table(self, name, rows, columns):
-        """Rewrite `name`.csv with `rows`: small enough to rewrite whole each
-        epoch, which keeps it whole however the process ends."""
+
+class RunLock:
+    """The OS lock (flock) a training process holds on a run's LOCK file
+    while it writes the run: the kernel releases it when the process ends,
+    however it ends, so it is never stale."""
+
+    def __init__(self, directory):
+        self.file = Path(directory) / LOCK
+
+    def take(self, warn=True):
+        """The lock file, open and locked by this process; a UsageError
+        naming the process that holds it if another does. On a file system
+        that has no locks (Lustre without -o flock, NFS without its lock
+        daemon) it is open but unlocked, with a warning."""
+        lock = open(self.file, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise UsageError(f"{self.file.parent} is in use by {self.holder()}; "
+                             f"wait for it to end, or stop it") from None
+        except OSError as error:
+            if warn:
+                print(f"warning: {self.file.parent} cannot be locked ({error.strerror}): "
+                      f"nothing keeps a second process from training into it", file=sys.stderr)
+        return lock
+
+    def holder(self):
+        """The process holding the lock, in words: its pid and command
+        line, found in Linux's /proc/locks; a process on another host (a
+        shared file system) or another OS is "another process"."""
+        stat = os.stat(self.file)
+        device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+        try:
+            with open("/proc/locks") as f:
+                # "1: FLOCK  ADVISORY  WRITE 4242 fd:00:2155137 0 EOF"
+                pids = [line.split()[4] for line in f if line.split()[5:6] == [device]]
+            with open(f"/proc/{pids[0]}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError):
+            return "another process"
+        return f"process {pids[0]} ({command})"
+
+
+class Table:
+    """A run's CSV table, one row per epoch (history.csv, metrics.csv):
+    small enough to rewrite whole each epoch, which keeps it whole however
+    the process ends."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def read(self):
+        """The rows as dicts of floats (epoch as int); a blank cell, a value
+        not measured that epoch, reads as NaN."""
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            return [{key: int(value) if key == "epoch" else _float(value)
+                     for key, value in row.items()} for row in csv.DictReader(f)]
+
+    def write(self, rows, columns):
+        """Rewrite the table with `rows`, these `columns` of each."""
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_format(row.get(column)) for column in columns])
-        with atomic_write(self.path / f"{name}.csv", "w") as f:
+        with atomic_write(self.path, "w") as f:
             f.write(text.getvalue())
+
+    def trim(self, epoch):
+        """Drop the rows after `epoch`, as a resumed run does for the epochs
+        it trains again; the rows kept are left as written."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if int(row[0]) <= epoch]
+        if len(kept) < len(rows):
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(kept)
+            with atomic_write(self.path, "w") as f:
+                f.write(text.getvalue())
 
 
 def _differences(old, model, args, controls):
@@ -272,23 +316,6 @@ def _differences(old, model, args, controls):
             for key in sorted(set(stored) & set(args) - controls)
             if stored[key] != args[key]
             and not (key == "seed" and args[key] is None)]  # no --seed: resume with the stored one
-
-
-def _holder(lock_file):
-    """The process holding `lock_file`'s lock, in words: its pid and command
-    line, found in Linux's /proc/locks; a process on another host (a shared
-    file system) or another OS is "another process"."""
-    stat = os.stat(lock_file)
-    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
-    try:
-        with open("/proc/locks") as f:
-            # "1: FLOCK  ADVISORY  WRITE 4242 fd:00:2155137 0 EOF"
-            pids = [line.split()[4] for line in f if line.split()[5:6] == [device]]
-        with open(f"/proc/{pids[0]}/cmdline", "rb") as f:
-            command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except (OSError, IndexError):
-        return "another process"
-    return f"process {pids[0]} ({command})"
 
 
 def _float(text):
