@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -359,13 +360,14 @@ def synthetic_mnist(tmp_path_factory):
 
 
 # The runs a test stops (SIGKILL, SIGTERM, SIGHUP, Ctrl-C) and resumes, per
-# model: its script, options and training images, at batch 8 and 4 steps a
-# call for 4 epochs: epochs of about two seconds on two CPU cores, with graph
-# calls to stop between, so that a wait of part of an epoch lands inside the
-# next one (with epochs of 0.2 s, as 512 conv VAE images gave, a signal
-# could come before its first step, and did on CI).
-STOPPED_RUNS = {"dcgan": ("gan_keras/train.py", [], 1024),
-                "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 4096)}
+# model: its script, options and training images, at batch STOPPED_BATCH and
+# STOPPED_PER_CALL steps a graph call for 4 epochs. A test stops one inside
+# an epoch by step, not by time: Held holds it at the first call's end, so
+# an epoch needs only a few calls (128 images: 16 steps, 4 calls; the
+# timed waits this replaced needed epochs of seconds, 1024 and 4096 images).
+STOPPED_RUNS = {"dcgan": ("gan_keras/train.py", [], 128),
+                "conv_vae": ("vae_keras/train.py", ["--no-data-on-device"], 128)}
+STOPPED_BATCH, STOPPED_PER_CALL = 8, 4
 
 
 def stopped_run(model, data_dir, out):
@@ -373,7 +375,153 @@ def stopped_run(model, data_dir, out):
     synthetic set of its size, write_mnist), into `out`."""
     script, options, _ = STOPPED_RUNS[model]
     return command(script, *options, "--data-dir", data_dir, "--out", out, "--epochs", 4,
-                   "--batch-size", 8, "--seed", 2, "--metrics-every", 0, "--steps-per-call", 4)
+                   "--batch-size", STOPPED_BATCH, "--seed", 2, "--metrics-every", 0,
+                   "--steps-per-call", STOPPED_PER_CALL)
+
+
+# write(2)'s number in /proc/PID/syscall
+_WRITE = {"x86_64": "1", "amd64": "1", "aarch64": "64", "arm64": "64"}
+
+
+class Held:
+    """A training command started with its standard output on a
+    pseudo-terminal, where the loop writes Keras's progress bar after each
+    graph call of an epoch (common/training.py: only to a terminal), and
+    where ^S (XOFF, as a user types it) holds the run at its next write.
+    hold(epoch) waits for the line that ends the epoch before, types ^S and
+    returns once the run is asleep writing: after the first graph call of
+    `epoch`, STOPPED_PER_CALL steps into it, where a signal then lands
+    (SIGTERM and SIGHUP save at the next step boundary, that one). Only on
+    a machine too slow to type ^S within a checkpoint's save and one graph
+    call does the run get further, to a later call's bar (`shown`, the last
+    step the bar showed before it held, says so: 0 when it held at the
+    first). release() types ^Q: the run goes on.
+
+    `terminal`: the pseudo-terminal is the run's controlling terminal and
+    all three streams, as a shell on a terminal starts a command; closing
+    it (close()) hangs up, and the kernel sends SIGHUP. Otherwise it is
+    stdout alone, and stderr a pipe (`stderr`, read once the run ended)."""
+
+    def __init__(self, argv, *, terminal=False, env=None, preexec_fn=None):
+        import pty
+        import threading
+
+        self.master, slave = pty.openpty()
+        if terminal:
+            import termios
+
+            def start():  # in the child, after setsid: the terminal becomes its own
+                import fcntl
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                if preexec_fn:
+                    preexec_fn()
+
+            self.process = subprocess.Popen(argv, env=environment(env), stdin=slave,
+                                            stdout=slave, stderr=slave,
+                                            start_new_session=True, preexec_fn=start)
+        else:
+            self.process = subprocess.Popen(argv, env=environment(env),
+                                            stdin=subprocess.DEVNULL, stdout=slave,
+                                            stderr=subprocess.PIPE, text=True,
+                                            preexec_fn=preexec_fn)
+        os.close(slave)
+        self.shown, self._closing = [], False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        """Everything the run writes to the terminal, as it comes (a full
+        terminal would block the run), until every writer is gone or
+        close() asks."""
+        import select
+
+        while not self._closing:
+            if not select.select([self.master], [], [], 0.1)[0]:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: every writer gone
+                chunk = b""
+            with self._changed:
+                self.shown.append(chunk)
+                self._changed.notify_all()
+            if not chunk:
+                return
+
+    def text(self):
+        """What the run wrote to the terminal so far."""
+        with self._changed:
+            return b"".join(self.shown)
+
+    def hold(self, epoch, timeout=300):
+        """Hold the run at its first write in `epoch` (see the class);
+        returns the last step of `epoch` its bar showed before (0: none)."""
+        import platform
+        import re
+
+        deadline = time.monotonic() + timeout
+        ended = re.compile(rb"Time for epoch %d is [^\n]*\n" % (epoch - 1))
+        with self._changed:
+            while not (found := ended.search(b"".join(self.shown))):
+                assert self.process.poll() is None, (
+                    f"the run ended before epoch {epoch - 1} did")
+                assert time.monotonic() < deadline, f"no epoch {epoch - 1} in time"
+                self._changed.wait(0.5)
+        os.write(self.master, b"\x13")  # ^S
+        syscall, status = (Path(f"/proc/{self.process.pid}/{name}") for name in ("syscall", "stat"))
+        write = _WRITE[platform.machine().lower()]
+        asleep = 0
+        while asleep < 2:  # twice, 20 ms apart: not a write that passes
+            assert self.process.poll() is None, f"the run ended before ^S held it in epoch {epoch}"
+            assert time.monotonic() < deadline, f"^S did not hold the run in epoch {epoch}"
+            time.sleep(0.02)
+            state = status.read_text().rsplit(")", 1)[1].split()[0]
+            asleep = asleep + 1 if (state == "S" and syscall.read_text().split()[:2]
+                                    == [write, "0x1"]) else 0
+        after = self.text()[found.end():]
+        assert b"Time for epoch" not in after, f"epoch {epoch} ended before ^S held the run"
+        bars = [(int(a), int(b)) for a, b in re.findall(rb"(\d+)/(\d+)", after)]
+        assert all(a < b for a, b in bars), f"epoch {epoch}'s last call ended before ^S held"
+        return max((a for a, _ in bars), default=0)
+
+    def release(self):
+        os.write(self.master, b"\x11")  # ^Q
+
+    def send_signal(self, signum):
+        self.process.send_signal(signum)
+
+    def wait(self, timeout=300):
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def stderr(self):
+        return self.process.stderr
+
+    def close(self):
+        """Close the terminal (with `terminal`: the run's terminal hangs up)."""
+        if not self._closing:
+            self._closing = True
+            self._reader.join()
+            os.close(self.master)
+
+
+@pytest.fixture
+def held():
+    """held(argv, **options): a Held run of `argv`, killed if it still runs
+    when the test ends (a run held by a failed test would wait for good)."""
+    started = []
+
+    def start(argv, **options):
+        started.append(Held(argv, **options))
+        return started[-1]
+
+    yield start
+    for run in started:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+        run.close()
 
 
 @pytest.fixture(scope="session")

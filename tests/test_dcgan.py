@@ -67,7 +67,8 @@ def test_bce_losses_by_hand():
     assert float(bce.real(zero) + bce.fake(zero)) == pytest.approx(2 * math.log(2), rel=1e-6)
     confident_real, confident_fake = tf.fill([8, 1], 20.0), tf.fill([8, 1], -20.0)
     assert float(bce.real(confident_real) + bce.fake(confident_fake)) < 1e-6
-    assert float(bce.generator(confident_fake)) == pytest.approx(20.0, rel=1e-4)
+    # measured: 0 (fp32, bf16 and AVX512_CORE CPUs; 20 + 2e-9 rounds to 20 in float32)
+    assert float(bce.generator(confident_fake)) == pytest.approx(20.0, rel=1e-6)
 
 
 def test_one_train_step_changes_both_networks():

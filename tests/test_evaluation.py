@@ -89,7 +89,9 @@ def test_evaluator_scores_real_images_near_zero_and_a_model_far(synthetic_mnist,
     evaluator = Evaluator(classifier.load_or_train(mnist, tmp_path), mnist)
     assert evaluator.n == 64
     itself = evaluator.compare(mnist.test_images)
-    assert itself["fd"] == pytest.approx(0.0, abs=1e-6)
+    # measured: 2.3e-8 to 2.5e-8 (round-off eigenvalues of a rank-deficient covariance, four
+    # OpenBLAS kernels: OPENBLAS_CORETYPE); bound 10x
+    assert itself["fd"] == pytest.approx(0.0, abs=2.5e-7)
     assert itself["precision"] == itself["recall"] == 1.0
     import keras
 
@@ -112,7 +114,8 @@ def test_importance_weighted_bound_is_at_least_the_elbo(synthetic_mnist):
     assert -bounds["test_elbo"] >= bounds["nll_iw"] > 0
     assert bounds["nll_iw"] < 784 * math.log(2)
     single = model.likelihood(images=32, iw_samples=1)  # K = 1 is an ELBO estimate
-    assert single["nll_iw"] == pytest.approx(-single["test_elbo"], rel=0.02)
+    # measured: a relative gap of 2.6e-4 (fp32, on both CPU kinds); bound 10x
+    assert single["nll_iw"] == pytest.approx(-single["test_elbo"], rel=2.5e-3)
 
 
 def _known_likelihood_vae(mnist, logits):
@@ -298,7 +301,7 @@ def test_the_bound_s_rounds_are_independent_draws_whose_mean_and_spread_evaluate
     assert bound["nll_iw_rounds"] == pytest.approx(expected, rel=1e-6)
     assert len(set(expected)) == 3  # three draws, not one three times
     assert bound["nll_iw"] == pytest.approx(np.mean(expected), rel=1e-6)
-    assert bound["nll_iw_std"] == pytest.approx(np.std(expected), rel=1e-5)
+    assert bound["nll_iw_std"] == pytest.approx(np.std(expected), rel=1e-6)  # measured: 0
     assert f"{bound['nll_iw']:.2f} ± {bound['nll_iw_std']:.2f} (std of 3 rounds)" in said
 
 

@@ -188,7 +188,9 @@ def test_lr_sweep_over_seeds_reports_each_rate_s_spread(synthetic_mnist, tmp_pat
     for directory in runs_.values():
         stored = RunDir(directory).read_table("metrics")[-1]
         again = evaluator.score(runs.open_run(directory).model)
-        assert again["fd"] == pytest.approx(stored["fd"], rel=1e-5)
+        # measured: a relative gap of 2.3e-7 (bf16 CPU, four OpenBLAS kernels), 2.6e-7
+        # (ONEDNN_MAX_CPU_ISA=AVX512_CORE, fp32 runs); bound 10x
+        assert again["fd"] == pytest.approx(stored["fd"], rel=2.5e-6)
         assert again["precision"] == pytest.approx(stored["precision"], abs=1e-6)
 
 

@@ -79,7 +79,8 @@ def test_vaegan_test_mse_summed_by_batches_is_the_mean_over_all():
 
     model = Reconstructs()
     at_once = np.mean((model.reconstruct(model.test_digits) - model.test_digits / 255.0) ** 2)
-    np.testing.assert_allclose(VAEGAN.test_metrics(model)["test_mse"], at_once, rtol=1e-9)
+    # measured: 2.1e-16 (one ulp); float64 sums of 1.8M terms in another order: bound 5e-15
+    np.testing.assert_allclose(VAEGAN.test_metrics(model)["test_mse"], at_once, rtol=5e-15)
 
 
 def test_vaegan_parameter_count(synthetic_mnist):
@@ -119,7 +120,7 @@ def test_gradient_penalty_of_a_linear_critic():
     critic = lambda x, training: tf.matmul(tf.reshape(x, [-1, 2]), w)  # noqa: E731
     real, fake = tf.random.normal([8, 2]), tf.random.normal([8, 2])
     penalty = losses.gradient_penalty(critic, real, fake, tf.random.Generator.from_seed(0))
-    assert float(penalty) == pytest.approx((5.0 - 1.0) ** 2, rel=1e-5)
+    assert float(penalty) == pytest.approx((5.0 - 1.0) ** 2, rel=1e-6)  # measured: 0
 
 
 # (model, preset, loss): every model, every preset, every loss at least once
@@ -237,8 +238,9 @@ def test_resumed_run_equals_an_uninterrupted_one(model, preset, loss, synthetic_
     assert [r["epoch"] for r in resumed] == ["1", "2", "3"]
     for column in straight[0]:
         if column not in ("seconds", "train_seconds", "images_per_sec", "host_mb"):
+            # measured: 0 in every column of the four models (both CPU kinds)
             np.testing.assert_allclose([float(r[column]) for r in resumed],
-                                       [float(r[column]) for r in straight], rtol=1e-5,
+                                       [float(r[column]) for r in straight], rtol=1e-6,
                                        err_msg=column)
 
 

@@ -4,7 +4,6 @@ the losses an uninterrupted run of the same seed has."""
 import csv
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -45,7 +44,7 @@ MEASURED = {"epoch", "seconds", "train_seconds", "images_per_sec", "host_mb", "d
 # networks) comes back whole from its checkpoint is tested in process, each
 # model's test_resumed_run_equals_an_uninterrupted_one.
 @pytest.mark.parametrize("model", STOPPED_RUNS)
-def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path, uninterrupted):
+def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path, uninterrupted, held):
     data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS[model][2])
 
     def run(out):
@@ -53,17 +52,12 @@ def test_sigkill_mid_epoch_then_resume_as_if_never_killed(model, tmp_path, unint
 
     uninterrupted.start(model)  # the run never killed trains beside the one that is
     out = tmp_path / "run"
-    process = subprocess.Popen(run(out), env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while saved_epoch(out) < 2:  # epoch 2 checkpointed (a loaded machine may lag its row)
-        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
-        time.sleep(0.05)
-    time.sleep(float(_epochs_done(out)[1]["seconds"]) / 2)  # about half-way through epoch 3
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    killed = held(run(out))
+    killed.hold(3)  # after epoch 3's first graph call (conftest.Held)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
     killed_at = checkpoint_epoch(out)
-    assert 2 <= killed_at < EPOCHS, "the run finished before it could be killed"
+    assert killed_at == 2 and saved_epoch(out) == 2, "not killed inside epoch 3"
 
     resumed = subprocess.run(run(out), env=environment(), capture_output=True, text=True,
                              timeout=600)

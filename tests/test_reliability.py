@@ -2,7 +2,6 @@
 copy of its command, SIGTERM (preemption), a damaged newest checkpoint, a
 full disk. Each ends in one line and an exit status, with a run that
 resumes (docs/reliability.md)."""
-import contextlib
 import errno
 import json
 import math
@@ -16,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (STOPPED_RUNS, command, environment, free_ports, history, run_script,
-                      stopped_run, tree_digest, unavailable, write_mnist)
+from conftest import (STOPPED_BATCH, STOPPED_PER_CALL, STOPPED_RUNS, command, environment,
+                      free_ports, history, run_script, stopped_run, tree_digest, unavailable,
+                      write_mnist)
 
 from common import atomic, feeding, pages
 from common import data as data_module
@@ -283,14 +283,6 @@ def test_a_second_process_is_refused_and_readers_still_work(synthetic_mnist, tmp
 # -- SIGTERM --------------------------------------------------------------------------------
 
 
-def a_third_of_an_epoch(out):
-    """A third of the shorter of the run's first two epochs' training: once
-    epoch 2 is saved, that long a wait lands inside epoch 3 even when this
-    shared machine runs epoch 3 twice as fast as the faster of the two (it
-    has: 10.2 s for epoch 2, then 5.1 s for epoch 3, past half of epoch 2)."""
-    return min(float(row["train_seconds"]) for row in history(out)[:2]) / 3
-
-
 def _hangup(action):
     """A preexec_fn giving the child SIGHUP's `action`: SIG_DFL as a shell on
     a terminal starts a command, even when the tests themselves run under
@@ -301,12 +293,13 @@ def _hangup(action):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dcgan", "conv_vae"])
 def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path,
-                                                                        uninterrupted):
-    """SIGTERM half-way through epoch 3: the run saves at the next step
-    boundary, says so in one line and exits 143; the same command resumes
-    inside epoch 3, and its losses are those of a run never stopped (the
-    conv VAE through tf.data, the DCGAN with the set on the device). SIGHUP
-    takes the same path (test_a_closed_terminal_saves_and_the_run_resumes)."""
+                                                                        uninterrupted, held):
+    """SIGTERM inside epoch 3, while the run is held after its first graph
+    call (conftest.Held): the run saves at that step boundary, says so in
+    one line and exits 143; the same command resumes inside epoch 3, and its
+    losses are those of a run never stopped (the conv VAE through tf.data,
+    the DCGAN with the set on the device). SIGHUP takes the same path
+    (test_a_closed_terminal_saves_and_the_run_resumes)."""
     size, names = STOPPED_RUNS[model][2], SCRIPTS[model][1]
     data_dir = write_mnist(tmp_path / "data", n_train=size)
 
@@ -315,20 +308,16 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
 
     uninterrupted.start(model)
     out = tmp_path / "run"
-    process = subprocess.Popen(train(out), env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_hangup(signal.SIG_DFL))
-    deadline = time.monotonic() + 300
-    while checkpoint_numbers(out)[-1:] != [2]:
-        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
-        time.sleep(0.05)
-    time.sleep(a_third_of_an_epoch(out))  # inside epoch 3
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143
-    stderr = process.stderr.read()
+    stopped = held(train(out), preexec_fn=_hangup(signal.SIG_DFL))
+    shown = stopped.hold(3)
+    stopped.send_signal(signal.SIGTERM)
+    stopped.release()
+    assert stopped.wait(timeout=120) == 143
+    stderr = stopped.stderr.read()
     step = int(stored(out, "progress/step"))
-    steps = size // 8
-    assert 0 < step < steps and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    steps = size // STOPPED_BATCH
+    assert stored(out, "epoch") == 2 and (  # saved at the step where it was held
+        step == STOPPED_PER_CALL if not shown else shown < step < steps), (step, shown)
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
         f"train.py: terminated (SIGTERM): checkpoint saved {step} steps into epoch 3; run the "
         f"same command again to resume there")
@@ -344,31 +333,6 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
                                rtol=1e-6)
     assert checkpoint_numbers(out) == [2, 3, 4] and stored(out, "progress/step") == 0
     assert not list(out.rglob(".*.tmp-*"))
-
-
-def _on_a_terminal(argv):
-    """Start `argv` as a shell starts a command on a terminal of its own: a
-    new session whose controlling terminal is a pseudo-terminal, all three
-    standard streams on it. Returns the process and the terminal's master
-    end, which the caller reads (a full terminal would block the writer)
-    and closes to hang up."""
-    import pty
-    import termios
-
-    master, slave = pty.openpty()
-
-    def controlling_terminal():  # in the child, after setsid: the terminal becomes its own
-        import fcntl
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        _hangup(signal.SIG_DFL)()
-
-    # as a user runs it: its stderr through the filter process (common/quiet.py)
-    process = subprocess.Popen(argv, env=environment({"TF_CPP_MIN_LOG_LEVEL": None}),
-                               stdin=slave, stdout=slave,
-                               stderr=slave, start_new_session=True,
-                               preexec_fn=controlling_terminal)
-    os.close(slave)
-    return process, master
 
 
 @pytest.mark.parametrize("signum, status, said", [
@@ -388,45 +352,34 @@ def test_a_stopped_run_names_the_signal_in_its_line_and_status(signum, status, s
 
 
 @pytest.mark.slow
-def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path, uninterrupted):
+def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path, uninterrupted, held):
     """The run's terminal closes (a window closed, an ssh session dropped)
-    inside epoch 3: the kernel sends SIGHUP, the run saves at the next step
+    inside epoch 3, while the run is held writing to it after the epoch's
+    first graph call: the kernel sends SIGHUP, the run saves at that step
     boundary although nothing can be written to its terminal any more, and
     exits 129; the same command resumes inside epoch 3, to the losses of
-    the run never stopped."""
-    import threading
-
+    the run never stopped. As a user runs it: on a terminal of its own (all
+    three streams, stderr through the filter process, common/quiet.py)."""
     size = STOPPED_RUNS["dcgan"][2]
     uninterrupted.start("dcgan")
     data_dir = write_mnist(tmp_path / "data", n_train=size)
     out = tmp_path / "run"
     train = stopped_run("dcgan", data_dir, out)
-    process, master = _on_a_terminal(train)
-    shown = []
-
-    def read_terminal():
-        with contextlib.suppress(OSError):  # EIO once the terminal is closed
-            while chunk := os.read(master, 4096):
-                shown.append(chunk)
-
-    reader = threading.Thread(target=read_terminal, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 300
-    while checkpoint_numbers(out)[-1:] != [2]:
-        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
-        time.sleep(0.05)
-    time.sleep(a_third_of_an_epoch(out))
-    assert b"Time for epoch 2" in b"".join(shown)  # it was writing to the terminal
-    os.close(master)  # the terminal hangs up
-    assert process.wait(timeout=120) == 129
+    stopped = held(train, terminal=True, env={"TF_CPP_MIN_LOG_LEVEL": None},
+                   preexec_fn=_hangup(signal.SIG_DFL))
+    shown = stopped.hold(3)  # it was writing to the terminal: its bar and "Time for epoch 2"
+    stopped.close()  # the terminal hangs up
+    assert stopped.wait(timeout=120) == 129
     step = int(stored(out, "progress/step"))
-    assert 0 < step < size // 8 and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    assert stored(out, "epoch") == 2 and (
+        step == STOPPED_PER_CALL if not shown else shown < step < size // STOPPED_BATCH), (
+        step, shown)
     assert [(e["epoch"], e["event"], e["detail"].split(";")[0]) for e in events(out)] == [
         ("3", "terminated", "SIGHUP")]
     resumed = subprocess.run(train, env=environment(), capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"after epoch 2, {step} of {size // 8} steps into epoch 3" in resumed.stdout
+    assert f"after epoch 2, {step} of {size // STOPPED_BATCH} steps into epoch 3" in resumed.stdout
     assert epochs(out) == [1, 2, 3, 4]
     np.testing.assert_allclose(losses(out, GAN_LOSSES),
                                losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
@@ -434,8 +387,9 @@ def test_a_closed_terminal_saves_and_the_run_resumes(tmp_path, uninterrupted):
 
 @pytest.mark.slow
 def test_ctrl_c_saves_at_the_next_step_and_the_run_resumes_inside_the_epoch(
-        tmp_path, uninterrupted):
-    """Ctrl-C (SIGINT) inside epoch 3: the run saves at the next step
+        tmp_path, uninterrupted, held):
+    """Ctrl-C (SIGINT) inside epoch 3, while the run is held after the
+    epoch's first graph call (conftest.Held): the run saves at that step
     boundary, as on SIGTERM, and stops with exit 130 and one line saying
     where it saved; the same command resumes inside epoch 3, to the losses
     of the run never stopped."""
@@ -444,19 +398,17 @@ def test_ctrl_c_saves_at_the_next_step_and_the_run_resumes_inside_the_epoch(
     data_dir = write_mnist(tmp_path / "data", n_train=size)
     out = tmp_path / "run"
     train = stopped_run("dcgan", data_dir, out)
-    process = subprocess.Popen(  # SIGINT's action as a shell on a terminal gives it
-        train, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 300
-    while checkpoint_numbers(out)[-1:] != [2]:
-        assert process.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
-        time.sleep(0.05)
-    time.sleep(a_third_of_an_epoch(out))
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 130
-    stderr = process.stderr.read()
+    stopped = held(train,  # SIGINT's action as a shell on a terminal gives it
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    shown = stopped.hold(3)
+    stopped.send_signal(signal.SIGINT)
+    stopped.release()
+    assert stopped.wait(timeout=120) == 130
+    stderr = stopped.stderr.read()
     step = int(stored(out, "progress/step"))
-    assert 0 < step < size // 8 and stored(out, "epoch") == 2, "not stopped inside epoch 3"
+    assert stored(out, "epoch") == 2 and (
+        step == STOPPED_PER_CALL if not shown else shown < step < size // STOPPED_BATCH), (
+        step, shown)
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
         f"train.py: interrupted (Ctrl-C): checkpoint saved {step} steps into epoch 3; run the "
         f"same command again to resume there")
@@ -464,7 +416,7 @@ def test_ctrl_c_saves_at_the_next_step_and_the_run_resumes_inside_the_epoch(
     resumed = subprocess.run(train, env=environment(), capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"after epoch 2, {step} of {size // 8} steps into epoch 3" in resumed.stdout
+    assert f"after epoch 2, {step} of {size // STOPPED_BATCH} steps into epoch 3" in resumed.stdout
     np.testing.assert_allclose(losses(out, GAN_LOSSES),
                                losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)
 
@@ -772,24 +724,20 @@ def test_a_really_full_disk_keeps_the_last_checkpoint_and_the_run_resumes(
 
 
 @pytest.mark.slow
-def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path, uninterrupted):
+def test_under_nohup_a_hangup_leaves_the_run_training(tmp_path, uninterrupted, held):
     """nohup ignores SIGHUP so that a run outlives its terminal, and the run
-    keeps it ignored: a hang-up in epoch 2 changes nothing, every epoch is
-    trained to the losses of a run never hung up, and nothing was stopped
+    keeps it ignored: a hang-up inside epoch 2 (the run held after the
+    epoch's first graph call) changes nothing, every epoch is trained to the
+    losses of a run never hung up, and nothing was stopped
     (docs/reliability.md)."""
     uninterrupted.start("dcgan")
     data_dir = write_mnist(tmp_path / "data", n_train=STOPPED_RUNS["dcgan"][2])
     out = tmp_path / "run"
-    process = subprocess.Popen(
-        stopped_run("dcgan", data_dir, out),
-        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_hangup(signal.SIG_IGN))
-    deadline = time.monotonic() + 300
-    while checkpoint_numbers(out)[-1:] != [1]:
-        assert process.poll() is None and time.monotonic() < deadline, "no epoch 1 in time"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGHUP)
-    assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
+    hung_up = held(stopped_run("dcgan", data_dir, out), preexec_fn=_hangup(signal.SIG_IGN))
+    hung_up.hold(2)
+    hung_up.send_signal(signal.SIGHUP)
+    hung_up.release()
+    assert hung_up.wait(timeout=300) == 0, hung_up.stderr.read()[-2000:]
     assert epochs(out) == [1, 2, 3, 4] and events(out) == []
     np.testing.assert_allclose(losses(out, GAN_LOSSES),
                                losses(uninterrupted("dcgan"), GAN_LOSSES), rtol=1e-6)

@@ -64,7 +64,8 @@ def test_several_steps_per_call_give_the_losses_of_one(synthetic_mnist, tmp_path
     for k in (1, 3):
         assert run(gan_train, synthetic_mnist, tmp_path / f"k{k}", "--epochs", 2,
                    "--precision", "fp32", "--steps-per-call", k) == 0
-    np.testing.assert_allclose(losses(tmp_path / "k3"), losses(tmp_path / "k1"), rtol=1e-5)
+    # measured: 0 (both CPU kinds); float32's few ulps
+    np.testing.assert_allclose(losses(tmp_path / "k3"), losses(tmp_path / "k1"), rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -107,7 +107,8 @@ def test_test_elbo_of_a_tiny_model_equals_a_hand_computation():
             log_q = -0.5 * ((z - 0.5) ** 2 / math.exp(0.4) + 0.4 + math.log(2 * math.pi))
             log_p = -0.5 * (z**2 + math.log(2 * math.pi))
             divergence = log_q - log_p
-        assert got == pytest.approx(float(np.mean(log_px - divergence)), rel=1e-5)
+        # float32 against float64: a relative gap of 4.9e-8 measured (both CPU kinds)
+        assert got == pytest.approx(float(np.mean(log_px - divergence)), rel=5e-7)
 
 
 def test_panel_has_seven_labelled_rows_of_ten():
@@ -144,7 +145,8 @@ def test_one_step_changes_encoder_and_decoder_and_dynamic_binarization_is_fresh(
     before = [v.numpy().copy() for v in model.vae.trainable_variables]
     out = model.step((x, tf.zeros([32], tf.int32)))
     assert set(out) == set(model.log_names)
-    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]), rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]),
+                                               rel=1e-6)  # measured: 0
     changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.vae.trainable_variables)]
     assert all(changed)
     first = model.rng.uniform([3])  # the binarization stream moves on every draw
@@ -166,8 +168,9 @@ def test_short_run_writes_every_output_and_its_test_elbo_improves(synthetic_mnis
                              "reconstruction", "kl", "test_elbo", "host_mb"]
     assert [r["test_elbo"] != "" for r in rows] == [False, False, True, True]  # 3, and the last
     for r in rows:
+        # three 7-digit values and float32 sums: within 1.3e-6; measured 1.3e-7 (both kinds)
         assert float(r["loss"]) == pytest.approx(float(r["reconstruction"]) + float(r["kl"]),
-                                                 rel=1e-4)
+                                                 rel=2e-6)
     # measured over 5 seeds (--dynamics-seeds 1 2 3 4 5, 2026-12-01): gains of 1.73 to 3.72
     # nats from epoch 3 to 4, 2.84 to 5.07 from epoch 1 to 3
     margin.above("test_elbo gain, epoch 3 to 4", float(rows[-1]["test_elbo"])
@@ -228,8 +231,9 @@ def test_beta_weights_the_kl_term_of_the_loss_and_not_the_test_elbo(synthetic_mn
     assert run(synthetic_mnist, out, "--model", "mlp_vae", "--epochs", 2, "--seed", 1,
                "--beta", 4) == 0
     for row in history(out):
+        # three 7-digit values and float32 sums: within 1.3e-6; measured 1.9e-8
         assert float(row["loss"]) == pytest.approx(
-            float(row["reconstruction"]) + 4 * float(row["kl"]), rel=1e-5)
+            float(row["reconstruction"]) + 4 * float(row["kl"]), rel=2e-6)
     from common import runs
 
     beta = runs.open_run(out).model

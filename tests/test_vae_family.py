@@ -66,7 +66,8 @@ def test_one_step_changes_encoder_and_decoder(model, preset, synthetic_mnist):
     before = [v.numpy().copy() for v in vae.vae.trainable_variables]
     out = vae.step((vae.prepare(mnist.train_images[:32]),
                           tf.constant(mnist.train_labels[:32], tf.int32)))
-    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]), rel=1e-5)
+    # measured: a relative gap of 1.1e-7 (both CPU kinds); bound 9x
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + out["kl"]), rel=1e-6)
     assert all(not np.array_equal(b, v.numpy())
                for b, v in zip(before, vae.vae.trainable_variables))
 
