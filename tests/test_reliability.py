@@ -290,6 +290,23 @@ def _hangup(action):
     return lambda: signal.signal(signal.SIGHUP, action)
 
 
+def _signalled_inside_epoch_3(stopped, signum, status, out, size):
+    """Hold the run `stopped` (Held) inside epoch 3, send it `signum`, let it
+    go: it exits `status` with its checkpoint saved at the step where it was
+    held (or, on a machine too slow to hold it at the first call, a later
+    step of the epoch). Returns its stderr and that step."""
+    shown = stopped.hold(3)
+    stopped.send_signal(signum)
+    stopped.release()
+    assert stopped.wait(timeout=120) == status
+    stderr = stopped.stderr.read()
+    step = int(stored(out, "progress/step"))
+    assert stored(out, "epoch") == 2 and (
+        step == STOPPED_PER_CALL if not shown else shown < step < size // STOPPED_BATCH), (
+        step, shown)
+    return stderr, step
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dcgan", "conv_vae"])
 def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, tmp_path,
@@ -309,15 +326,8 @@ def test_sigterm_saves_inside_the_epoch_and_resumes_as_if_never_stopped(model, t
     uninterrupted.start(model)
     out = tmp_path / "run"
     stopped = held(train(out), preexec_fn=_hangup(signal.SIG_DFL))
-    shown = stopped.hold(3)
-    stopped.send_signal(signal.SIGTERM)
-    stopped.release()
-    assert stopped.wait(timeout=120) == 143
-    stderr = stopped.stderr.read()
-    step = int(stored(out, "progress/step"))
+    stderr, step = _signalled_inside_epoch_3(stopped, signal.SIGTERM, 143, out, size)
     steps = size // STOPPED_BATCH
-    assert stored(out, "epoch") == 2 and (  # saved at the step where it was held
-        step == STOPPED_PER_CALL if not shown else shown < step < steps), (step, shown)
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
         f"train.py: terminated (SIGTERM): checkpoint saved {step} steps into epoch 3; run the "
         f"same command again to resume there")
@@ -400,15 +410,7 @@ def test_ctrl_c_saves_at_the_next_step_and_the_run_resumes_inside_the_epoch(
     train = stopped_run("dcgan", data_dir, out)
     stopped = held(train,  # SIGINT's action as a shell on a terminal gives it
                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    shown = stopped.hold(3)
-    stopped.send_signal(signal.SIGINT)
-    stopped.release()
-    assert stopped.wait(timeout=120) == 130
-    stderr = stopped.stderr.read()
-    step = int(stored(out, "progress/step"))
-    assert stored(out, "epoch") == 2 and (
-        step == STOPPED_PER_CALL if not shown else shown < step < size // STOPPED_BATCH), (
-        step, shown)
+    stderr, step = _signalled_inside_epoch_3(stopped, signal.SIGINT, 130, out, size)
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == (
         f"train.py: interrupted (Ctrl-C): checkpoint saved {step} steps into epoch 3; run the "
         f"same command again to resume there")
