@@ -238,14 +238,8 @@ def main(parser, build, argv=None):
               f"{args.dataset} training images, batch {args.batch_size}, {args.precision}"
               f"{', deterministic ops' if args.deterministic else ''}, seed "
               f"{args.seed}, into {run.path}", flush=True)
-        training.train(model, dataset, run, epochs=args.epochs, batch_size=args.batch_size,
-                       seed=args.seed, save_every=args.save_every,
-                       checkpoint_every=args.checkpoint_every, keep_epochs=args.keep_epochs,
-                       eval_every=args.eval_every,
-                       evaluator=evaluator, metrics_every=args.metrics_every,
-                       strategy=strategy, steps_per_call=args.steps_per_call, jit=args.jit,
-                       data_on_device=args.data_on_device, profile_epoch=args.profile_epoch,
-                       on_nonfinite=args.on_nonfinite, terminate=terminate)
+        training.train(model, dataset, run, args, evaluator=evaluator, strategy=strategy,
+                       stop=terminate)
     except KeyboardInterrupt:
         print(f"\n{parser.prog}: interrupted; " + (
             f"run the same command again to resume from the last checkpoint in {run.path}"

@@ -2,9 +2,9 @@
 `fit` runs, and which the long-run loop (common/training.py) trains too.
 
 A model file holds its networks, its train step and its picture, nothing
-else: the loop owns the data pipeline, epochs, timing, history, checkpoints,
-resume, TensorBoard and the files of the run; with `fit`, Keras and the
-callbacks of common/callbacks.py do (docs/python.md)."""
+else: the loop owns the data pipeline, epochs and resume, and the callbacks
+of common/callbacks.py write the run's files, with `fit` too
+(docs/python.md)."""
 import math
 from typing import NamedTuple
 

@@ -114,12 +114,12 @@ def open_run(path, epoch=None, *, data_dir=None):
     quiet.start_tensorflow()  # once the run and its data are found
     import keras
 
-    from common import training
+    from common import checkpoints
 
     keras.utils.set_random_seed(args.seed)
     model = script_for(config["model"]).build(args, data)
     run = RunDir(path)
-    return Run(run, config, data, model, training.restore(model, run, epoch))
+    return Run(run, config, data, model, checkpoints.restore(model, run, epoch))
 
 
 def conditional(model_name):

@@ -109,7 +109,7 @@ def test_the_train_step_is_the_tutorial_s():
     use the weights the forward pass read.)"""
     import keras
 
-    from common import training
+    from common import checkpoints, training
 
     ours = DCGAN(seed=3)
     generator, discriminator = tutorial_generator(), tutorial_discriminator()
@@ -147,7 +147,7 @@ def test_the_train_step_is_the_tutorial_s():
     iterator = iter(tf.data.Dataset.from_tensor_slices(
         (tf.stack(batches), tf.stack([labels] * 3))))
     run_steps = training._stepper(ours.step, None, False,
-                                  training._Progress(ours.log_names), ours.generator.weights)
+                                  checkpoints.Progress(ours.log_names), ours.generator.weights)
     assert bool(run_steps(iterator, 3))  # finite
     for mine, theirs in ((ours.generator, generator), (ours.discriminator, discriminator)):
         for a, b in zip(mine.weights, theirs.weights):  # BatchNorm's statistics too

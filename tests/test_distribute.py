@@ -26,7 +26,7 @@ MIRRORED_STEP = TWO_CPUS + """
 import json
 import keras
 import numpy as np
-from common import devices, feeding, training
+from common import checkpoints, devices, feeding, training
 from common.model import apply_gradients
 
 
@@ -49,7 +49,7 @@ def trained_weights(strategy):
         train_images = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
         train_labels = np.arange(8)
     batches = feeding.feed(Data, tf.constant, batch_size=8, seed=0, strategy=strategy)
-    progress = training._Progress(["loss"])
+    progress = checkpoints.Progress(["loss"])
     run_steps = training._stepper(step, strategy, False, progress, layer.trainable_variables)
     assert bool(run_steps(batches.epoch(1), 1))  # finite
     return [float(progress.sums["loss"])] + [float(w) for w in np.concatenate(
@@ -83,7 +83,7 @@ REAL_MODELS = TWO_CPUS + """
 import json
 import keras
 import numpy as np
-from common import data, devices, feeding, training
+from common import checkpoints, data, devices, feeding, training
 from common.layers import Dropout
 from gan_keras.dcgan import DCGAN
 from vae_keras.conv_vae import ConvVAE
@@ -128,7 +128,7 @@ def one_step(build, strategy, same_noise):
     same_noise(model)
     before = [w.numpy() for network in model.networks.values() for w in network.weights]
     batches = feeding.feed(mnist, model.prepare, 32, 0, strategy=strategy)
-    progress = training._Progress(model.log_names)
+    progress = checkpoints.Progress(model.log_names)
     training._stepper(model.step, strategy, False, progress, [])(batches.epoch(1), 1)
     copies = (lambda w: strategy.experimental_local_results(w.value)) if strategy else (
         lambda w: [w.value])

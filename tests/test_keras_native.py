@@ -10,11 +10,14 @@ from conftest import ROOT, run_script
 from PIL import Image
 
 
-def snippet():
-    """The Python block of docs/python.md that calls fit."""
+def snippets():
+    """The Python blocks of docs/python.md that call fit, in order."""
     text = (ROOT / "docs" / "python.md").read_text()
-    return next(block for block in re.findall(r"```python\n(.*?)```", text, re.S)
-                if ".fit(" in block)
+    return [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if ".fit(" in block]
+
+
+def snippet():
+    return snippets()[0]
 
 
 def test_the_docs_fit_snippet_trains_the_dcgan_and_the_conv_vae(synthetic_mnist, tmp_path):
@@ -71,3 +74,72 @@ def test_train_step_logs_the_epoch_s_mean_of_each_step_s_losses(build, synthetic
     logs = model.train_step(batches[2])
     assert {name: float(value) for name, value in logs.items()} == pytest.approx(seen[2], rel=1e-6)
     assert int(next(iter(optimizers.values())).iterations) == 3
+
+
+def test_the_docs_run_callbacks_write_a_run_directory_under_fit(synthetic_mnist, tmp_path):
+    """The second fit of docs/python.md, after the first, as a user runs it:
+    `fit` with the run's callbacks writes a run directory like train.py's:
+    history.csv with a row per epoch (its losses equal to fit's history, its
+    timing filled in), the pictures, the page, TensorBoard events, and a
+    checkpoint per epoch that restores into a fresh model."""
+    first, second = snippets()[:2]
+    code = (first.replace('"path/to/mnist"', repr(str(synthetic_mnist))) + second
+            + "\nimport json\nprint(json.dumps(run_history.history))\n")
+    done = run_script("-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n" + code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fitted = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "Time for epoch 2 is" in done.stdout
+
+    from common.rundir import RunDir
+
+    run = RunDir(tmp_path / "runs" / "dcgan_fit")
+    history = run.read_table("history")
+    assert [row["epoch"] for row in history] == [1, 2]
+    for name in ("g_loss", "d_loss"):
+        assert [row[name] for row in history] == pytest.approx(fitted[name], rel=1e-6)
+    assert all(row["seconds"] >= row["train_seconds"] > 0 and row["images_per_sec"] > 0
+               for row in history)
+    assert sorted(run.pictures()["image"]) == [1, 2]
+    page = (run.path / "index-data.js").read_text()  # the page's data: both epochs, finished
+    assert '"history":{"epoch":[1,2]' in page and '"training":false' in page
+    assert list(run.logs.glob("events.out.tfevents.*"))
+    assert all((run.path / name).stat().st_size > 0
+               for name in ("progress.gif", "losses.png", "timing.png"))
+    assert sorted(run.checkpoint_epochs()) == [1, 2]
+
+    from common.checkpoints import restore
+    from gan_keras.dcgan import DCGAN
+
+    assert restore(DCGAN(seed=5), run, 2) == 2
+
+
+def test_stop_on_non_finite_stops_fit_before_the_epoch_is_written(synthetic_mnist, tmp_path):
+    """A weight made NaN as `fit`'s second epoch begins: fit raises
+    NonFinite at that epoch's first batch, and history.csv and the
+    checkpoints end at epoch 1 (keras.callbacks.TerminateOnNaN would let
+    the epoch's row and checkpoint be written)."""
+    import keras
+
+    from common import data
+    from common.callbacks import EpochTiming, HistoryCSV, NonFinite, StopOnNonFinite
+    from common.checkpoints import Checkpoints
+    from common.rundir import RunDir
+    from vae_keras.conv_vae import ConvVAE
+
+    mnist = data.load("mnist", synthetic_mnist).first(64)
+    model = ConvVAE(mnist, seed=1)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+
+    class Poison(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                weight = model.trainable_weights[-1]  # the decoder's last: no ReLU hides it
+                weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+    with pytest.raises(NonFinite, match="loss nan"):
+        model.fit(model.prepare(mnist.train_images), mnist.train_labels, batch_size=32,
+                  epochs=3, verbose=0, callbacks=[Poison(), EpochTiming(64), HistoryCSV(run),
+                                                  Checkpoints(model, run), StopOnNonFinite()])
+    assert [row["epoch"] for row in run.read_table("history")] == [1]
+    assert run.checkpoint_epochs() == [1]

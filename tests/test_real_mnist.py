@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from common import data, training
+from common import arguments, data, training
 from common.rundir import RunDir
+from gan_keras import train as gan_train
 from gan_keras.dcgan import DCGAN
 
 # The first 16 hexadecimal digits of the SHA-256 of each array of Stacked
@@ -64,7 +65,10 @@ def test_one_epoch_on_2000_real_digits_separates_real_from_fake(real_mnist, tmp_
     model = DCGAN(seed=dynamics_seed)
     run, _ = RunDir.open(tmp_path, "dcgan", {})
     run.start({"model": "dcgan"})
-    training.train(model, mnist, run, epochs=1, batch_size=256, seed=dynamics_seed)
+    options = arguments.parse(gan_train.make_parser(), ["--epochs", "1", "--batch-size", "256",
+                                                         "--seed", str(dynamics_seed), "--steps-per-call", "1",
+                                                         "--no-jit", "--no-data-on-device"])
+    training.train(model, mnist, run, options)
 
     real = tf.sigmoid(model.discriminator(model.prepare(mnist.test_images[:1000]))).numpy()
     fake_images = model.generator(tf.random.normal([1000, 100], seed=2))
