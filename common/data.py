@@ -40,20 +40,15 @@ IDX_FILES = {
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
 # Stacked MNIST in VEEGAN's setting (Srivastava et al. 2017, section 5.2;
-# Lin et al. 2018's PacGAN code, fjxmlzn/PacGAN): 128,000 training images,
-# each channel an MNIST training digit drawn uniformly and independently,
-# and, drawn the same way from the MNIST test digits, 26,000 test images,
-# as many as the 26,000 samples the mode count scores; the seed of each
-# split's draws.
+# PacGAN's code): each split's size and the seed of its draws
+# (docs/data.md#stacked-mnist-1000-modes).
 STACKED_SIZES = {"train": 128_000, "test": 26_000}
 STACKED_SEEDS = {"train": 2017, "test": 2018}
 MODES = 1000  # a stacked image's label, its mode: 100 d0 + 10 d1 + d2 for the digits of its channels
 
 # Binarized MNIST as the likelihood literature uses it (Larochelle & Murray
-# 2011, after Salakhutdinov & Murray 2008): each pixel one Bernoulli draw of
-# its grey level / 255, drawn once; MNIST's first 50,000 training images for
-# training, its last 10,000 for validation, its test images for test. Ours
-# is another draw of the same process (docs/data.md), from this seed.
+# 2011): another draw of the same process, from this seed, split as theirs
+# (docs/data.md#binarized-mnist-the-likelihood-literatures).
 BINARIZED_SEED = 2008
 BINARIZED_SPLIT = 50_000  # training images; the rest of MNIST's training split: validation
 

@@ -238,19 +238,18 @@ def check_replaceable(out):
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = runs.check(args.run_dir, args.epoch)
-        if args.out is not None:
-            check_replaceable(Path(args.out))
-            check_directory(Path(args.out).parent, "the folder of --out")
-        else:
-            check_directory(runs.RunDir(args.run_dir).path, "RUN_DIR")
-        runs.script_for(config["model"])
-        loaded = runs.open_run(args.run_dir, args.epoch, data_dir=args.data_dir)
-    except UsageError as error:
-        parser.error(error)
+    return runs.command(make_parser(), argv, export_run)
+
+
+def export_run(args):
+    """The command: RUN_DIR and --out checked, then the run opened and exported."""
+    runs.check(args.run_dir, args.epoch)
+    if args.out is not None:
+        check_replaceable(Path(args.out))
+        check_directory(Path(args.out).parent, "the folder of --out")
+    else:
+        check_directory(runs.RunDir(args.run_dir).path, "RUN_DIR")
+    loaded = runs.open_run(args.run_dir, args.epoch, data_dir=args.data_dir)
     out = Path(args.out or loaded.run.path / "export" / f"epoch_{loaded.epoch:04d}")
     out.parent.mkdir(parents=True, exist_ok=True)
     card = export(loaded, out)

@@ -20,7 +20,6 @@ import numpy as np
 from common import images, runs
 from common.arguments import Parser, positive_int
 from common.atomic import check_file
-from common.errors import UsageError
 
 STEPS = 10  # images per interpolated row, its two ends included
 SCALE = 2
@@ -103,13 +102,12 @@ def _pad(section, width):
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_file(args.out, ".png")
-        loaded = runs.open_from(args)
-    except UsageError as error:
-        parser.error(error)
+    return runs.command(make_parser(), argv, draw)
+
+
+def draw(args):
+    check_file(args.out, ".png")
+    loaded = runs.open_from(args)
     drawn = picture(loaded, args.n, args.seed, args.digit, args.interpolate)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     images.save_png(drawn, args.out)

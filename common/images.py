@@ -110,12 +110,20 @@ def plot_history(history, panels, path):
 
 def plot_timing(history, path):
     """Seconds per epoch over the run, with its median."""
-    epochs, seconds = _series(history, "seconds")
+    plot_seconds({"seconds": history}, path, median=True)
+
+
+def plot_seconds(histories, path, median=False):
+    """Seconds per epoch over each run of `histories` ({label: history
+    rows}); `median`: a single run's median too."""
     figure = Figure(figsize=(7, 3), layout="constrained")
     ax = figure.subplots()
-    ax.plot(epochs, seconds, marker="." if len(epochs) < 30 else None, label="seconds")
-    median = float(np.median(seconds))
-    ax.axhline(median, color="grey", linestyle="--", label=f"median {median:.3g} s")
+    for label, history in histories.items():
+        epochs, seconds = _series(history, "seconds")
+        ax.plot(epochs, seconds, marker="." if len(epochs) < 30 else None, label=label)
+    if median:
+        middle = float(np.median(seconds))
+        ax.axhline(middle, color="grey", linestyle="--", label=f"median {middle:.3g} s")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("seconds per epoch")
@@ -169,6 +177,38 @@ def plot_band(ax, series, label, x=None):
     if len(series) > 1:
         ax.fill_between(at, values.min(axis=0), values.max(axis=0), color=line.get_color(),
                         alpha=0.2)
+
+
+def plot_bands(panels, path, xlabel="epoch"):
+    """A figure of `panels`, {title: [plot_band's (series, label[, x]) of
+    each curve]}, in rows of three, the first panel's legend naming them."""
+    rows, columns = -(-len(panels) // 3), min(len(panels), 3)
+    figure = Figure(figsize=(4 * columns, 3 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for curve in curves:
+            plot_band(ax, *curve)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:  # the last row's empty places
+        ax.axis("off")
+    axes[0].legend(fontsize=8)
+    save_figure(figure, path)
+
+
+def plot_pictures(rows, path, size=3):
+    """A figure of PNG files side by side: `rows` of (path, title), a path
+    that does not exist left blank; `size` inches a picture."""
+    figure = Figure(figsize=(size * len(rows[0]), size * len(rows)), layout="constrained")
+    for cells, axes in zip(rows, figure.subplots(len(rows), len(rows[0]), squeeze=False)):
+        for ax, (picture, title) in zip(axes, cells):
+            if picture.exists():
+                with Image.open(picture) as png:  # grey, or Stacked MNIST's colour
+                    ax.imshow(np.asarray(png.convert("RGB")), interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    save_figure(figure, path)
 
 
 def _series(history, column):

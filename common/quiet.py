@@ -27,12 +27,9 @@ ABSL_PREAMBLE = ("WARNING: All log messages before absl::InitializeLog() is call
 # your machine, GPU will not be used": the same news as an error line
 NO_DRIVER = re.compile(r"^E\d{4} .*cuda_platform\.cc:\d+\] failed call to cuInit")
 # TensorFlow 2.21's graph optimizer, once per compiled train step of a
-# network with Conv2D -> LeakyReLU (the DCGANs, InfoGAN; the tutorial's own
-# loop too): its remapper tries to fuse Conv2D + BiasAdd + LeakyRelu, finds
-# the gradient still reading the BiasAdd, and leaves the graph unfused, as
-# it was (in fp16 the nodes' names end in _1 and the like). Turning the
-# remapper off changes nothing measurable (docs/speed.md, "The remapper's
-# error line"), so the line says nothing.
+# network with Conv2D -> LeakyReLU: its remapper leaves the graph unfused, as
+# it was (in fp16 the nodes' names end in _1 and the like); harmless
+# (docs/speed.md#the-remappers-error-line).
 REMAPPER = re.compile(r"^E\d{4} .*meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
                       r"Mutation::Apply error: fanout '[^']*/LeakyReluGrad(_\d+)?' exist for "
                       r"missing node '[^']*/BiasAdd(_\d+)?'")
@@ -59,21 +56,17 @@ def filter_stderr():
     starts) without TensorFlow's lines that tell a user nothing, unless the
     user chose TF_CPP_MIN_LOG_LEVEL; for a program that imports TensorFlow
     itself, afterwards (the tutorials' loops in bench/). Returns whether it
-    filters."""
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # once logging is set up: no INFO lines
-    _filter_stderr()
-    return True
+    filters.
 
-
-def _filter_stderr():
-    """File descriptor 2, which C++ and Python write stderr to (and which
-    the processes started from here inherit), into a pipe read by a filter
+    File descriptor 2, which C++ and Python write stderr to (and which the
+    processes started from here inherit), becomes a pipe read by a filter
     process that writes on to where stderr went. The filter is in a session
     of its own, so that Ctrl-C or a closed terminal does not stop it before
     this process's last lines; it ends when every writer has closed the
     pipe, however this process ends, with the lines it has read written."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # once logging is set up: no INFO lines
     sys.stderr.flush()
     read, write = os.pipe()
     try:
@@ -81,11 +74,12 @@ def _filter_stderr():
                          start_new_session=True)
     except OSError:  # no process to spare: stderr as it is, unfiltered
         os.close(write)
-        return
+        return True
     finally:
         os.close(read)
     os.dup2(write, 2)
     os.close(write)
+    return True
 
 
 class Lines:

@@ -3,10 +3,11 @@ sample, generate, export, compare) and for Python (docs/python.md): its
 model rebuilt from config.json by the train.py script that made it, with its
 latest checkpoint restored, or that of a kept epoch.
 
-`check` needs no TensorFlow, so a command can reject a bad RUN_DIR (or an
-epoch it did not keep) with one line before TensorFlow starts; `open_run`
-then loads it. `expand` and `names` turn the paths a command is given
-(runs, or sweeps' directories of runs) into runs with short unique names."""
+`check` needs no TensorFlow, so a command (`command`) can reject a bad
+RUN_DIR (or an epoch it did not keep) with one line before TensorFlow
+starts; `open_run` then loads it. `expand` and `names` turn the paths a
+command is given (runs, or sweeps' directories of runs) into runs with
+short unique names."""
 import argparse
 import dataclasses
 import functools
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from common import arguments, quiet
 from common import data as data_module
+from common.atomic import check_directory
 from common.errors import UsageError
 from common.rundir import RunDir
 
@@ -166,10 +168,12 @@ def expand(paths):
     return found
 
 
-def collect(paths):
-    """The runs of `paths` (expand) and their configs, or a UsageError:
-    a path holds no run, a run is given twice, or the runs are on
-    different data sets (their metrics would not compare)."""
+def collect(paths, out):
+    """The runs of `paths` (expand) and their configs, for a command that
+    writes into the directory `out` (--out); or a UsageError: `out` cannot
+    be written, a path holds no run, a run is given twice, or the runs are
+    on different data sets (their metrics would not compare)."""
+    check_directory(out, "--out")
     found = expand(paths)
     configs = [check(path) for path in found]
     if len({Path(path).resolve() for path in found}) < len(found):
@@ -188,3 +192,14 @@ def names(paths):
     while len({part[-depth:] for part in parts}) < len(parts) and depth < max(map(len, parts)):
         depth += 1
     return ["/".join(part[-depth:]) for part in parts]
+
+
+def command(parser, argv, work):
+    """Run a command: `argv` parsed by `parser`, then work(args), whose
+    value is the exit status; a UsageError (a RUN_DIR, --epoch or --out it
+    cannot take) is the parser's error, one line with exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return work(args)
+    except UsageError as error:
+        parser.error(error)

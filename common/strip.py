@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from common import images
+from common import images, runs
 from common.arguments import Parser, epoch_list
 from common.atomic import check_file
 from common.errors import UsageError
@@ -62,14 +62,12 @@ def _ranges(epochs):
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_file(args.out, ".png")
-        picture = strip(args.run_dir, args.epochs)
-    except UsageError as error:
-        parser.error(error)
-    images.save_png(picture, args.out)
+    return runs.command(make_parser(), argv, write_strip)
+
+
+def write_strip(args):
+    check_file(args.out, ".png")
+    images.save_png(strip(args.run_dir, args.epochs), args.out)
     print(f"{args.out}: epochs {', '.join(map(str, args.epochs))} of {args.run_dir}")
     return 0
 

@@ -20,13 +20,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image
 
 from common import images, pages, runs
 from common.arguments import Parser
-from common.atomic import atomic_write, check_directory
-from common.errors import UsageError
+from common.atomic import atomic_write
 from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
 from common.evaluation.metrics import LABELS, MODE_METRICS
@@ -36,15 +33,14 @@ from common.rundir import RunDir
 REPORT_EPOCHS = (5, 50, 100, 250, 500, 1000, 2000)  # report 000's pictures
 PLOTTED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "modes",
            "mode_kl")
-TABLED = ("fd", "kid", "classifier_score", "coverage", "precision", "recall", "modes", "mode_kl",
-          "test_elbo", "nll_iw")
+# compared only between runs scored on the same test images (data.test_data)
+LIKELIHOODS = ("test_elbo", "nll_iw")
+TABLED = (*PLOTTED, *LIKELIHOODS)
 # the latest checkpoints' verdict: the distances, the score, fidelity and
 # diversity, the modes on Stacked MNIST, and the likelihood where the models
 # bound it
 JUDGED = ("fd", "kid", "classifier_score", "precision", "recall", "modes", "mode_kl",
-          "test_elbo", "nll_iw")
-# compared only between runs scored on the same test images (data.test_data)
-LIKELIHOODS = ("test_elbo", "nll_iw")
+          *LIKELIHOODS)
 
 
 def load(paths, configs, **evaluation):
@@ -103,31 +99,27 @@ def summary_table(loaded):
     its seeds; then every run's values."""
     finals = group_spreads(loaded, final)
     shown = [m for m in TABLED if any(m in spreads for spreads in finals.values())]
-    header = ["group", "model", "test data", "seeds", "epochs", "parameters", "s/epoch (median)",
-              "images/s (median)", *[LABELS[m] for m in shown]]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    labels = [LABELS[m] for m in shown]
+    rows = []
     for group, members in groups(loaded).items():
         e = members[0]["evaluation"]
         seconds = [r["seconds"] for run in members for r in run["history"]]
         rate = [r["images_per_sec"] for run in members for r in run["history"]]
         epochs = sorted({run["evaluation"]["settings"]["epoch"] for run in members})
-        lines.append("| " + " | ".join(
-            [group, e["model"], e["test_data"], str(len(members)), "/".join(map(str, epochs)),
-             f"{e['parameters']:,}", f"{np.median(seconds):.3g}", f"{np.median(rate):.4g}",
-             *[finals[group][m].text(spread.DIGITS.get(m, 3)) if m in finals[group] else "—"
-               for m in shown]]) + " |")
+        rows.append([group, e["model"], e["test_data"], len(members), "/".join(map(str, epochs)),
+                     f"{e['parameters']:,}", f"{np.median(seconds):.3g}", f"{np.median(rate):.4g}",
+                     *[finals[group][m].text(spread.DIGITS.get(m, 3)) if m in finals[group]
+                       else "—" for m in shown]])
     floor = loaded[0]["evaluation"]["floor"]
-    lines.append("| " + " | ".join(["real images (floor)", *["—"] * 7,
-                                     *[f"{floor[m]:.{spread.DIGITS.get(m, 3)}g}" if m in floor
-                                       else "—" for m in shown]]) + " |")
-    lines += ["", "Every run:", "", "| run | group | seed | test data | " + " | ".join(
-        LABELS[m] for m in shown) + " |", "|" + " --- |" * (len(shown) + 4)]
-    for run in loaded:
-        cells = [final(run, m) for m in shown]
-        lines.append(f"| {run['name']} | {run['group']} | {run['seed']} | "
-                     f"{run['evaluation']['test_data']} | " + " | ".join(
-                         "—" if v is None else f"{v:.4g}" for v in cells) + " |")
-    return lines
+    rows.append(["real images (floor)", *["—"] * 7, *[
+        f"{floor[m]:.{spread.DIGITS.get(m, 3)}g}" if m in floor else "—" for m in shown]])
+    every = [[run["name"], run["group"], run["seed"], run["evaluation"]["test_data"],
+              *["—" if v is None else f"{v:.4g}" for v in (final(run, m) for m in shown)]]
+             for run in loaded]
+    return [*spread.markdown(["group", "model", "test data", "seeds", "epochs", "parameters",
+                              "s/epoch (median)", "images/s (median)", *labels], rows),
+            "", "Every run:", "",
+            *spread.markdown(["run", "group", "seed", "test data", *labels], every)]
 
 
 def plot_metrics(loaded, path, by_time):
@@ -135,39 +127,18 @@ def plot_metrics(loaded, path, by_time):
     per group the mean over its seeds and, for several, their range."""
     plotted = [name for name in PLOTTED if any(name in row for run in loaded
                                                for row in run["metrics"])] or PLOTTED[:6]
-    rows = -(-len(plotted) // 3)
-    figure = Figure(figsize=(11, 3.5 * rows), layout="constrained")
-    axes = figure.subplots(rows, 3, squeeze=False).ravel()
-    for ax in axes[len(plotted):]:  # the last row's empty places
-        ax.set_axis_off()
-    for ax, name in zip(axes, plotted):
-        for group, members in groups(loaded).items():
-            def elapsed(epochs, members=members):  # mean training seconds at those epochs
-                return np.mean([[run["elapsed"].get(e, np.nan) for e in epochs]
-                                for run in members], axis=0)
 
-            images.plot_band(ax, [{r["epoch"]: r[name] for r in run["metrics"] if name in r}
-                                  for run in members], group, elapsed if by_time else None)
-        ax.set_title(LABELS[name] + (" (lower is better)" if spread.LOWER_IS_BETTER[name]
-                                     else ""))
-        ax.set_xlabel("training seconds (mean over seeds)" if by_time else "epoch")
-        ax.grid(alpha=0.3)
-    figure.axes[0].legend()
-    images.save_figure(figure, path)
+    def elapsed(members):  # x: the mean training seconds at the epochs
+        return lambda epochs: np.mean([[run["elapsed"].get(e, np.nan) for e in epochs]
+                                       for run in members], axis=0)
 
+    def curves(name):  # a group's each: its runs' series, its name, x
+        return [([{r["epoch"]: r[name] for r in run["metrics"] if name in r} for run in members],
+                 group, elapsed(members) if by_time else None)
+                for group, members in groups(loaded).items()]
 
-def plot_seconds(loaded, path):
-    figure = Figure(figsize=(7, 3.5), layout="constrained")
-    ax = figure.subplots()
-    for run in loaded:
-        ax.plot([r["epoch"] for r in run["history"]], [r["seconds"] for r in run["history"]],
-                label=run["name"])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("seconds per epoch")
-    ax.set_ylim(bottom=0)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    images.save_figure(figure, path)
+    images.plot_bands({spread.title(name): curves(name) for name in plotted}, path,
+                      "training seconds (mean over seeds)" if by_time else "epoch")
 
 
 def plot_pictures(loaded, path):
@@ -176,18 +147,8 @@ def plot_pictures(loaded, path):
     epochs = sorted({e for e in REPORT_EPOCHS if e <= max(last)} | set(last))
     epochs = [e for e in epochs
               if any(RunDir(run["path"]).image_path(e).exists() for run in loaded)]
-    figure = Figure(figsize=(3 * len(loaded), 3 * len(epochs)), layout="constrained")
-    axes = figure.subplots(len(epochs), len(loaded), squeeze=False)
-    for row, epoch in zip(axes, epochs):
-        for ax, run in zip(row, loaded):
-            picture = RunDir(run["path"]).image_path(epoch)
-            if picture.exists():
-                with Image.open(picture) as png:  # grey, or Stacked MNIST's colour
-                    ax.imshow(np.asarray(png), cmap="gray" if png.mode == "L" else None,
-                              vmin=0, vmax=255)
-            ax.set_title(f"{run['name']}, epoch {epoch}", fontsize=9)
-            ax.axis("off")
-    images.save_figure(figure, path)
+    images.plot_pictures([[(RunDir(run["path"]).image_path(e), f"{run['name']}, epoch {e}")
+                           for run in loaded] for e in epochs], path)
     return epochs
 
 
@@ -206,15 +167,12 @@ def verdict(loaded, metric="fd"):
         common = min(run["metrics"][-1]["epoch"] for run in scored)
         budget = min(max(run["elapsed"].values()) for run in scored)
         for m in followed:
-            lines += _at(scored, m, lambda run: _last(run["metrics"],
-                                                      lambda r: r["epoch"] <= common),
+            lines += _at(scored, m, lambda run, row: row["epoch"] <= common,
                          f"At equal epochs (the last scoring at or before epoch {common} of "
                          f"each run)")
-            lines += _at(scored, m, lambda run: _last(
-                run["metrics"],
-                lambda r: run["elapsed"].get(r["epoch"], np.inf) <= budget * 1.0001),
-                f"At equal training time (the last scoring within {budget:.0f} s, the "
-                f"shortest run's time)")
+            lines += _at(scored, m, lambda run, row: run["elapsed"].get(row["epoch"], np.inf)
+                         <= budget * 1.0001, f"At equal training time (the last scoring within "
+                                             f"{budget:.0f} s, the shortest run's time)")
     else:
         lines.append("Fewer than two groups have metrics.csv (train with --metrics-every K), "
                      "so there is no epoch-by-epoch comparison.")
@@ -224,11 +182,9 @@ def verdict(loaded, metric="fd"):
     for judged in JUDGED:  # every metric that two groups or more have, a likelihood on one data
         having = {group: spreads[judged] for group, spreads in finals.items()
                   if judged in spreads}
-        by_data = {None: having}
-        if judged in LIKELIHOODS:
-            by_data = {}
-            for group, value in having.items():
-                by_data.setdefault(data[group], {})[group] = value
+        by_data = {}
+        for group, value in having.items():
+            by_data.setdefault(data[group] if judged in LIKELIHOODS else None, {})[group] = value
         for comparable in by_data.values():
             if len(comparable) >= 2:
                 lines += [f"At the latest checkpoints: {sentence}"
@@ -255,18 +211,14 @@ def verdict(loaded, metric="fd"):
     return lines
 
 
-def _last(rows, keep):
-    kept = [row for row in rows if keep(row)]
-    return kept[-1] if kept else None
-
-
-def _at(scored, metric, row_of, context):
-    """The ranking sentences of the groups by the rows row_of(run) picks."""
+def _at(scored, metric, keep, context):
+    """The ranking sentences of the groups by each run's last metrics row
+    that keep(run, row) keeps."""
     rows = {}
     for run in scored:
-        row = row_of(run)
-        if row is not None:
-            rows.setdefault(run["group"], []).append(row)
+        kept = [row for row in run["metrics"] if keep(run, row)]
+        if kept:
+            rows.setdefault(run["group"], []).append(kept[-1])
     if len(rows) < 2:
         return [f"{context}: fewer than two groups were scored by then."]
     epochs = {group: sorted({row["epoch"] for row in members}) for group, members in rows.items()}
@@ -282,7 +234,8 @@ def write_report(loaded, out):
     out.mkdir(parents=True, exist_ok=True)
     plot_metrics(loaded, out / "metrics_by_epoch.png", by_time=False)
     plot_metrics(loaded, out / "metrics_by_time.png", by_time=True)
-    plot_seconds(loaded, out / "seconds_per_epoch.png")
+    images.plot_seconds({run["name"]: run["history"] for run in loaded},
+                        out / "seconds_per_epoch.png")
     epochs = plot_pictures(loaded, out / "pictures.png")
     images.plot_label_histograms({run["name"]: run["evaluation"]["labels"]["label_histogram"]
                                   for run in loaded}, out / "labels.png")
@@ -335,17 +288,15 @@ def make_parser():
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_directory(args.out, "--out")
-        paths, configs = runs.collect(args.run_dirs)
-        for path in paths:
-            runs.check(path, args.epoch)
-        loaded = load(paths, configs, **options(args))
-    except UsageError as error:
-        parser.error(error)
-    print(f"Wrote {write_report(loaded, args.out)}")
+    return runs.command(make_parser(), argv, compare)
+
+
+def compare(args):
+    """The command: its runs, each at --epoch, checked before any is scored."""
+    paths, configs = runs.collect(args.run_dirs, args.out)
+    for path in paths:
+        runs.check(path, args.epoch)
+    print(f"Wrote {write_report(load(paths, configs, **options(args)), args.out)}")
     return 0
 
 

@@ -22,15 +22,14 @@ import numpy as np
 from common import data, runs
 from common.arguments import Parser, non_negative_int, positive_int
 from common.atomic import atomic_write
-from common.errors import UsageError
 from common.evaluation.evaluator import SAMPLE_SEED, Evaluator, sample_count
 from common.evaluation.metrics import LABELS
 from common.images import to_uint8
 from common.progress import Progress
 
 # The likelihood bound's default (K importance samples, test images; None:
-# all) per device type: the full bound on a GPU (seconds); on a CPU about a
-# minute for the conv VAE on 2 cores (all 10,000 images took 15 minutes).
+# all) per device type: the full bound on a GPU, a minute's on a CPU
+# (docs/evaluation.md#one-run-evaluate).
 IW_BUDGET = {"GPU": (1000, None), "CPU": (1000, 500)}
 # What evaluate says of a VAE trained and scored on grey levels (--binarize
 # none, as the reports' PyTorch VAEs), in place of its likelihood
@@ -79,11 +78,11 @@ def evaluate_run(path, *, epoch=None, samples=None, iw_samples=None, iw_images=N
     generated = to_uint8(loaded.model.sample(evaluator.n, SAMPLE_SEED))
     step.update(1)
     asked = data.conditional_labels(evaluator.n) if loaded.model.conditional else None
+    args = loaded.config["args"]
     result = {"model": loaded.config["model"], "settings": settings,
-              "test_data": data.test_data(loaded.config["args"]),
-              "grey_vae": ("binarize" in loaded.config["args"]
-                           and not data.has_likelihood(loaded.config["args"]["binarize"],
-                                                       loaded.config["args"]["dataset"])),
+              "test_data": data.test_data(args),
+              "grey_vae": "binarize" in args and not data.has_likelihood(args["binarize"],
+                                                                         args["dataset"]),
               "parameters": loaded.model.parameter_count(),
               "metrics": {"samples": evaluator.n, **evaluator.compare(generated)},
               "labels": evaluator.labels(generated, asked)}
@@ -117,12 +116,12 @@ def table(result):
     lines = [f"{result['model']} at epoch {s['epoch']}: {s['samples']} samples against "
              f"{s['samples']} test images (classifier accuracy "
              f"{result['classifier_accuracy']:.4f}, real test images' classifier score "
-             f"{result['real_classifier_score']:.2f})",
-             f"{'metric':28} {'model':>12} {'real floor':>12}"]
+             f"{result['real_classifier_score']:.2f})", f"test data: {result['test_data']}"]
     if result["real_modes"]:
-        lines.insert(1, f"the {s['samples']} test images themselves: "
-                        f"{result['real_modes']['modes']} modes, mode KL "
-                        f"{result['real_modes']['mode_kl']:.4f}")
+        lines.append(f"the {s['samples']} test images themselves: "
+                     f"{result['real_modes']['modes']} modes, mode KL "
+                     f"{result['real_modes']['mode_kl']:.4f}")
+    lines.append(f"{'metric':28} {'model':>12} {'real floor':>12}")
     for name in (name for name in result["metrics"] if name != "samples"):
         lines.append(f"{LABELS[name]:28} {result['metrics'][name]:12.4g} "
                      f"{result['floor'][name]:12.4g}")
@@ -133,7 +132,6 @@ def table(result):
     lines.append("predicted digits (%):       "
                  + " ".join(f"{d}:{100 * share:.0f}" for d, share in
                             enumerate(labels["label_histogram"])))
-    lines.insert(1, f"test data: {result['test_data']}")
     likelihood = result["likelihood"]
     if result["grey_vae"]:
         lines.append(NO_LIKELIHOOD)
@@ -175,9 +173,8 @@ def add_options(parser):
 
 def options(args):
     """The keyword arguments of evaluate_run from parsed `add_options`."""
-    return {"epoch": args.epoch, "samples": args.samples, "iw_samples": args.iw_samples,
-            "iw_images": args.iw_images, "iw_rounds": args.iw_rounds, "data_dir": args.data_dir,
-            "classifier_dir": args.classifier_dir}
+    return {name: getattr(args, name) for name in ("epoch", "samples", "iw_samples", "iw_images",
+                                                   "iw_rounds", "data_dir", "classifier_dir")}
 
 
 def make_parser():
@@ -188,14 +185,12 @@ def make_parser():
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        runs.check(args.run_dir, args.epoch)
-        result = evaluate_run(args.run_dir, **options(args))
-    except UsageError as error:
-        parser.error(error)
-    print("\n".join(table(result)))
+    return runs.command(make_parser(), argv, evaluate)
+
+
+def evaluate(args):
+    """The command (open_run rejects a bad RUN_DIR or --epoch first)."""
+    print("\n".join(table(evaluate_run(args.run_dir, **options(args)))))
     return 0
 
 

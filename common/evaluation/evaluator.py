@@ -5,11 +5,7 @@ into metrics.csv (common/cli.py), python -m common.evaluation.evaluate into
 evaluation.json, the parity experiment the tutorial's exported samples.
 
 On Stacked MNIST each of an image's three channels is a digit for the MNIST
-classifier: the features of the three side by side are the space of the
-distances (Frechet, kernel, precision and recall), the product of their
-class probabilities a distribution over the 1000 modes (the classifier
-score), the channels' digits pooled the classes (coverage, label KL), and
-the three digits read the mode of the image (modes hit, mode KL)."""
+classifier, scored as docs/evaluation.md#stacked-mnist-modes-counted says."""
 import numpy as np
 
 from common.data import mode_of

@@ -52,11 +52,9 @@ def kernel_distance(real, fake, block=KID_BLOCK, seed=0):
     Returns (mean, standard error) over disjoint random blocks of `block`
     images of each set (at least two blocks): 10 for the default 10,000
     samples; with fewer blocks the error is itself rough (mean/error follows
-    a t distribution with blocks - 1 degrees of freedom). The usual 100
-    overlapping subsets give nearly the same mean, but their estimates are
-    correlated and std/sqrt(100) understates the error: on two random halves
-    of the MNIST test set it put a KID of 0.009 at 2.5 "standard errors"
-    from 0."""
+    a t distribution with blocks - 1 degrees of freedom). Not the usual 100
+    overlapping subsets: their estimates are correlated, and std/sqrt(100)
+    understates the error."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     n = min(len(real), len(fake))
     m = min(block, n // 2)
@@ -130,11 +128,9 @@ def precision_recall(real, fake, k=3, chunk=1000):
     in float32: only their order matters, and they are most of the cost.
 
     Caveat (Naeem et al. 2020): a few real outliers have balls so large
-    that they cover empty regions. In the evaluation classifier's space, 3
-    of the 10,000 MNIST test digits have balls that hold the origin, where
-    blank and blob-like samples land: an untrained DCGAN scores precision
-    1.0. Read precision together with the Frechet distance and the
-    classifier score."""
+    that they cover empty regions, where blank samples land (an untrained
+    DCGAN scores precision 1.0: docs/evaluation.md#the-metrics). Read
+    precision together with the Frechet distance and the classifier score."""
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
     real_radii, fake_radii = _knn_radii(real, k, chunk), _knn_radii(fake, k, chunk)
     precision = np.concatenate([(_squared_distances(fake[i:i + chunk], real) <= real_radii)

@@ -14,7 +14,6 @@ import numpy as np
 from common import runs
 from common.arguments import Parser, positive_int
 from common.atomic import atomic_write, check_file
-from common.errors import UsageError
 from common.images import to_uint8
 from common.data import conditional_labels
 
@@ -28,13 +27,12 @@ def make_parser():
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_file(args.out, ".npz")
-        loaded = runs.open_from(args)
-    except UsageError as error:
-        parser.error(error)
+    return runs.command(make_parser(), argv, write_samples)
+
+
+def write_samples(args):
+    check_file(args.out, ".npz")
+    loaded = runs.open_from(args)
     arrays = {}
     if loaded.model.conditional:
         arrays["labels"] = conditional_labels(args.n, args.digit).astype(np.uint8)

@@ -6,7 +6,8 @@ a Welch t-test says the difference holds beyond the seeds' spread.
 Lucic et al. 2018 ("Are GANs Created Equal?", section 5) found the spread
 between seeds of one GAN on MNIST as large as the differences between GAN
 variants: one run per configuration cannot tell a real difference from a
-lucky seed, and these sentences say so instead of naming a winner."""
+lucky seed, and these sentences say so instead of naming a winner. The
+reports' Markdown tables (`markdown`) are made here too."""
 import dataclasses
 import math
 import warnings
@@ -15,19 +16,47 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from common.evaluation.metrics import LABELS
 from common.runs import run_controls
 
 ALPHA = 0.05  # two-sided significance level of the Welch t-test
 RULE = (f"A is called better than B only when Welch's t-test (unequal variances, two-sided) "
         f"gives p < {ALPHA} for the difference of their means over seeds; otherwise they "
         f"cannot be told apart. With one run in a group there is no spread to test against.")
-# The direction of each metric: True where lower is better.
 # Significant digits a metric's mean is shown with: the likelihoods' nats
 # need their decimals (-156.2, not -156).
 DIGITS = {"test_elbo": 4, "nll_iw": 4, "modes": 4}
+# The direction of each metric: True where lower is better.
 LOWER_IS_BETTER = {"fd": True, "kid": True, "label_kl": True, "nll_iw": True,
                    "classifier_score": False, "coverage": False, "precision": False,
                    "recall": False, "test_elbo": False, "modes": False, "mode_kl": True}
+
+
+def title(metric):
+    """A metric in words, as a figure's panel names it."""
+    return LABELS[metric] + (" (lower is better)" if LOWER_IS_BETTER[metric] else "")
+
+
+def markdown(header, rows):
+    """A Markdown table's lines: `header`, then each of `rows` (cells as text)."""
+    return [_cells(header), "|" + " --- |" * len(header), *map(_cells, rows)]
+
+
+def _cells(row):
+    return "| " + " | ".join(map(str, row)) + " |"
+
+
+def group_table(header, groups, cell):
+    """Markdown, when some group has several seeds: per group of runs that
+    differ only by their seed ({group: its members}), its number of seeds
+    and cell(members, i) for the i-th column of `header`."""
+    if all(len(members) == 1 for members in groups.values()):
+        return []
+    return ["", "Per group of runs that differ only by their seed, the mean ± standard "
+            "deviation over its seeds:", "",
+            *markdown(["group", "seeds", *header],
+                      [[group, len(members), *[cell(members, i) for i in range(len(header))]]
+                       for group, members in groups.items()])]
 
 
 def configuration(config):

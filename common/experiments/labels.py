@@ -13,8 +13,7 @@ from pathlib import Path
 
 from common import images, runs
 from common.arguments import Parser
-from common.atomic import atomic_write, check_directory
-from common.errors import UsageError
+from common.atomic import atomic_write
 from common.evaluation import spread
 from common.evaluation.evaluate import add_options, evaluate_run, options
 
@@ -28,15 +27,13 @@ def make_parser():
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_directory(args.out, "--out")
-        paths, configs = runs.collect(args.run_dirs)
-        names = runs.names(paths)
-        results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
-    except UsageError as error:
-        parser.error(error)
+    return runs.command(make_parser(), argv, report)
+
+
+def report(args):
+    paths, configs = runs.collect(args.run_dirs, args.out)
+    names = runs.names(paths)
+    results = {name: evaluate_run(path, **options(args)) for path, name in zip(paths, names)}
     groups = {group: [names[i] for i in members]
               for group, members in spread.groups(paths, configs, names).items()}
     out = Path(args.out)
@@ -53,38 +50,26 @@ def main(argv=None):
 def table(results):
     """Markdown: per run, its samples' predicted digits (%), confidence,
     coverage and, for conditional models, agreement with the digit asked."""
-    header = ["run", *[str(d) for d in range(10)], "confidence", "coverage",
-              "generates the digit asked"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    rows = []
     for name, result in results.items():
         labels = result["labels"]
         asked = labels.get("conditional_accuracy")
-        lines.append("| " + " | ".join(
-            [name, *[f"{100 * share:.1f}" for share in labels["label_histogram"]],
-             f"{labels['confidence']:.3f}", str(result["metrics"]["coverage"]),
-             "—" if asked is None else f"{asked:.3f}"]) + " |")
-    return lines
-
+        rows.append([name, *[f"{100 * share:.1f}" for share in labels["label_histogram"]],
+                     f"{labels['confidence']:.3f}", result["metrics"]["coverage"],
+                     "—" if asked is None else f"{asked:.3f}"])
+    return spread.markdown(["run", *range(10), "confidence", "coverage",
+                            "generates the digit asked"], rows)
 
 
 def group_table(results, groups):
-    """Markdown, when some group has several seeds: per group of runs that
-    differ only by their seed, the mean ± standard deviation over its seeds
-    of each digit's share (%) and of the confidence."""
-    if all(len(members) == 1 for members in groups.values()):
-        return []
-    lines = ["", "Per group of runs that differ only by their seed, the mean ± standard "
-             "deviation over its seeds:", "",
-             "| group | seeds | " + " | ".join(map(str, range(10))) + " | confidence |",
-             "|" + " --- |" * 13]
-    for group, members in groups.items():
+    """Markdown, when some group has several seeds: the mean ± standard
+    deviation over its seeds of each digit's share (%) and of the confidence."""
+    def cell(members, i):  # digit i's share, or (i = 10) the confidence
         labels = [results[name]["labels"] for name in members]
-        shares = [spread.Spread([100 * r["label_histogram"][d] for r in labels]).text()
-                  for d in range(10)]
-        confidence = spread.Spread([r["confidence"] for r in labels]).text()
-        lines.append(f"| {group} | {len(members)} | " + " | ".join(shares)
-                     + f" | {confidence} |")
-    return lines
+        return spread.Spread([100 * r["label_histogram"][i] if i < 10 else r["confidence"]
+                              for r in labels]).text()
+
+    return spread.group_table([*range(10), "confidence"], groups, cell)
 
 
 if __name__ == "__main__":

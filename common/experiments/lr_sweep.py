@@ -11,23 +11,19 @@ run directory (OUT/lr_<rate>, or OUT/lr_<rate>/seed_<s> with --seeds), so
 running the same command again resumes an interrupted sweep, and finished
 runs are not trained again."""
 import csv
-import io
 import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from common import images, runs
+from common import images
 from common.arguments import Parser, positive_float, seed
 from common.atomic import atomic_write
-from common.errors import UsageError
 from common.evaluation import spread
 from common.experiments import sweep
 from common.rundir import RunDir
 
 RATES = (0.00015, 0.0003, 0.0006)  # report 002, table 1
-SET_BY_THE_SWEEP = ("--lr", "--out")  # and --seed, with --seeds
 MEASURED = ("seconds", "train_seconds", "images_per_sec", "host_mb", "device_mb",
             "metrics_epoch", "metrics_seconds", "metrics_samples")  # not compared across rates
 
@@ -49,22 +45,14 @@ def make_parser():
 
 def main(argv=None):
     parser = make_parser()
-    args, training = parser.parse_known_args(argv)
-    try:
-        sweep.check_options(args)
-        script = runs.script_for(args.model)
-        sweep.refuse(training, set_by_the_sweep(args))
-    except UsageError as error:
-        parser.error(error)
+    args, training, script = sweep.parse(parser, argv, set_by_the_sweep)
     out = Path(args.out or f"outputs/lr_sweep_{args.model}")
     directories = {(rate, s): out / f"lr_{rate:g}" / (f"seed_{s}" if s is not None else "")
                    for rate in args.rates for s in (args.seeds or [None])}
     planned = [sweep.training_run(str(directory.relative_to(out)), script, args.model,
                                   [*training, "--lr", str(rate)], s, directory)
                for (rate, s), directory in directories.items()]
-    failed = sweep.failures(sweep.run_all(planned, args.workers, args.cluster))
-    if failed:
-        print(f"{parser.prog}: {failed}", file=sys.stderr)
+    if not sweep.run(parser, planned, args):
         return 1
     write_report(directories, out)
     print(f"Wrote {out / 'lr_sweep.md'}")
@@ -73,7 +61,7 @@ def main(argv=None):
 
 def set_by_the_sweep(args):
     """The train.py options the sweep sets itself: --seed too with --seeds."""
-    return SET_BY_THE_SWEEP + (("--seed",) if args.seeds else ())
+    return ("--lr", "--out", *(["--seed"] if args.seeds else []))
 
 
 def final_row(directory):
@@ -87,13 +75,11 @@ def final_row(directory):
 def write_report(directories, out):
     rows = {key: final_row(directory) for key, directory in directories.items()}
     columns = [c for c in next(iter(rows.values())) if c not in MEASURED]
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(
-        [["learning_rate", "seed", *columns]]
-        + [[rate, "" if s is None else s, *[row.get(c) for c in columns]]
-           for (rate, s), row in rows.items()])
     with atomic_write(out / "lr_sweep.csv", "w") as f:
-        f.write(text.getvalue())
+        csv.writer(f, lineterminator="\n").writerows(
+            [["learning_rate", "seed", *columns]]
+            + [[rate, "" if s is None else s, *[row.get(c) for c in columns]]
+               for (rate, s), row in rows.items()])
     rates = list(dict.fromkeys(rate for rate, _ in rows))
     by_rate = {rate: {c: spread.Spread([row[c] for (r, _), row in rows.items() if r == rate])
                       for c in columns} for rate in rates}
@@ -104,9 +90,9 @@ def write_report(directories, out):
              "scoring of metrics.csv"
              + (f"; each cell is the mean ± standard deviation over {seeds} seeds "
                 f"(lr_sweep.csv has every run)." if seeds > 1 else "."), "",
-             "| learning_rate | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
-    lines += [f"| {rate:g} | " + " | ".join(by_rate[rate][c].text(4) for c in columns) + " |"
-              for rate in rates]
+             *spread.markdown(["learning_rate", *columns],
+                              [[f"{rate:g}", *[by_rate[rate][c].text(4) for c in columns]]
+                               for rate in rates])]
     if "metrics_fd" in columns and len(rates) > 1:
         lines += ["", spread.RULE, ""]
         lines += [f"- {sentence}" for sentence in spread.ranking(
@@ -126,20 +112,9 @@ def plot(directories, path):
         histories.setdefault(rate, []).append(RunDir(directory).read_table("history"))
     names = [c for c in next(iter(histories.values()))[0][0]
              if c not in ("epoch", *MEASURED)]
-    figure = Figure(figsize=(4 * min(len(names), 3), 3 * -(-len(names) // 3)),
-                    layout="constrained")
-    axes = np.atleast_1d(figure.subplots(-(-len(names) // 3), min(len(names), 3))).ravel()
-    for ax, name in zip(axes, names):
-        for rate, runs_ in histories.items():
-            images.plot_band(ax, [{r["epoch"]: r[name] for r in h if not np.isnan(r[name])}
-                                  for h in runs_], f"lr {rate:g}")
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    for ax in axes[len(names):]:
-        ax.axis("off")
-    axes[0].legend()
-    images.save_figure(figure, path)
+    images.plot_bands({name: [([{r["epoch"]: r[name] for r in h if not np.isnan(r[name])}
+                                for h in runs_], f"lr {rate:g}")
+                              for rate, runs_ in histories.items()] for name in names}, path)
 
 
 if __name__ == "__main__":

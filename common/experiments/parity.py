@@ -23,8 +23,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image
 
 from common import data, images, runs
 from common.arguments import Parser, positive_int, seed
@@ -84,14 +82,16 @@ def main(argv=None):
         parser.error(error)
     precisions = args.precisions or default_precisions(script, args.model)
     variants = [REFERENCE] + [f"ours_{precision}" for precision in precisions]
+    # the tutorial's loop cannot resume (ours can, and says when it has
+    # nothing to train): a reference that has not exported its last epoch
+    # trains again from its first, its old scores gone
     todo = [run for run in commands(args, script, precisions, out)
-            if not _finished(out, run, args.epochs)]
-    for run in todo:  # a reference trains again from its first epoch: its old scores go
+            if not (run.name.startswith(REFERENCE)
+                    and RunDir(out / run.name).samples_path(args.epochs).exists())]
+    for run in todo:
         if run.name.startswith(REFERENCE):
             (out / run.name / "metrics.csv").unlink(missing_ok=True)
-    failed = sweep.failures(sweep.run_all(todo, args.workers, args.cluster))
-    if failed:
-        print(f"{parser.prog}: {failed}", file=sys.stderr)
+    if not sweep.run(parser, todo, args):
         return 1
     score_references(args, out)
     write_report(args, out, variants)
@@ -134,13 +134,6 @@ def commands(args, script, precisions, out):
                 seed_, run_dir(out, variant, seed_))
 
 
-def _finished(out, run, epochs):
-    """Whether a reference run has exported its last epoch: the tutorial's
-    loop cannot resume (ours can, and says when it has nothing to train)."""
-    return (run.name.startswith(REFERENCE)
-            and RunDir(out / run.name).samples_path(epochs).exists())
-
-
 def score_references(args, out):
     """metrics.csv for each reference run: every exported epoch scored as
     ours are, by the same classifier."""
@@ -176,17 +169,12 @@ def train_seconds(history):
     return [row.get("train_seconds", row["seconds"]) for row in history]
 
 
-def scored_metrics(args):
-    """The sample metrics of the report: on Stacked MNIST with the modes."""
-    return (*METRICS, *(MODE_METRICS if args.dataset in data.STACKED else ()))
-
-
 def table(out, variants, args, pick):
     """{variant: {metric: Spread over seeds}} of every run at the epoch
     pick(history) chooses, with that "epoch" and the median "seconds" of an
     epoch's train steps."""
     model_metrics = MODEL_METRICS.get(args.model, ())
-    sampled = scored_metrics(args)
+    sampled = (*METRICS, *(MODE_METRICS if args.dataset in data.STACKED else ()))
     result = {}
     for variant in variants:
         values = {name: [] for name in (*sampled, *model_metrics, "epoch", "seconds")}
@@ -206,21 +194,17 @@ def table(out, variants, args, pick):
     return result
 
 
-def within(budget):
-    """pick: the last epoch whose train steps, from the start, took at most
-    `budget` seconds (the first epoch at least)."""
-    def pick(history):
-        elapsed = np.cumsum(train_seconds(history))
-        return history[max(int(np.searchsorted(elapsed, budget * 1.0001, side="right")) - 1,
-                           0)]["epoch"]
-    return pick
-
-
 def write_report(args, out, variants):
     last = table(out, variants, args, lambda history: args.epochs)
     metrics = [name for name in next(iter(last.values())) if name not in ("epoch", "seconds")]
     budget = min(measured["seconds"].mean for measured in last.values()) * args.epochs
-    timed = table(out, variants, args, within(budget))
+
+    def within(history):  # the last epoch whose train steps took at most `budget` s (or the first)
+        elapsed = np.cumsum(train_seconds(history))
+        return history[max(int(np.searchsorted(elapsed, budget * 1.0001, side="right")) - 1,
+                           0)]["epoch"]
+
+    timed = table(out, variants, args, within)
     scored = RunDir(run_dir(out, REFERENCE, args.seeds[0])).read_table("metrics")
     samples = int(scored[0]["samples"])  # the evaluator's count (csv reads it as a float)
     lines = [
@@ -251,20 +235,17 @@ def write_report(args, out, variants):
 def _section(title, measured, variants, metrics, seeds):
     """A report section: mean ± standard deviation per variant, every
     seed's value (when `seeds`), and each of ours against the reference."""
-    lines = [f"## {title}", "",
-             "| variant | epochs | " + " | ".join(LABELS[m] for m in metrics)
-             + " | train s/epoch |", "|" + " --- |" * (len(metrics) + 3)]
-    lines += [f"| {variant} | {'/'.join(str(e) for e in sorted(set(m['epoch'].values)))} | "
-              + " | ".join(m[n].text(spread.DIGITS.get(n, 3)) for n in metrics)
-              + f" | {m['seconds'].text()} |"
-              for variant, m in measured.items()]
+    labels = [LABELS[m] for m in metrics]
+    lines = [f"## {title}", "", *spread.markdown(
+        ["variant", "epochs", *labels, "train s/epoch"],
+        [[variant, "/".join(str(e) for e in sorted(set(m["epoch"].values))),
+          *[m[n].text(spread.DIGITS.get(n, 3)) for n in metrics], m["seconds"].text()]
+         for variant, m in measured.items()])]
     if seeds:
-        lines += ["", "Every seed's value:", "",
-                  "| variant | seed | " + " | ".join(LABELS[m] for m in metrics) + " |",
-                  "|" + " --- |" * (len(metrics) + 2)]
-        lines += [f"| {variant} | {seed_} | "
-                  + " | ".join(f"{m[n].values[i]:.4g}" for n in metrics) + " |"
-                  for variant, m in measured.items() for i, seed_ in enumerate(seeds)]
+        lines += ["", "Every seed's value:", "", *spread.markdown(
+            ["variant", "seed", *labels],
+            [[variant, seed_, *[f"{m[n].values[i]:.4g}" for n in metrics]]
+             for variant, m in measured.items() for i, seed_ in enumerate(seeds)])]
     lines += ["", "Verdict:", ""]
     for variant in variants[1:]:
         for metric in (m for m in metrics if m in JUDGED):
@@ -290,43 +271,23 @@ def _given(args):
 
 
 def plot_curves(out, variants, seeds, metrics, path):
-    columns = 3
-    rows = -(-len(metrics) // columns)
-    figure = Figure(figsize=(4 * columns, 3 * rows), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    for ax, metric in zip(axes, metrics):
-        for variant in variants:
-            series = []
-            for seed_ in seeds:
-                run = RunDir(run_dir(out, variant, seed_))
-                table = run.read_table("history" if metric == "test_elbo" else "metrics")
-                series.append({row["epoch"]: row[metric] for row in table})
-            images.plot_band(ax, series, variant)
-        lower = spread.LOWER_IS_BETTER.get(metric)
-        ax.set_title(LABELS[metric] + (" (lower is better)" if lower else ""), fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    for ax in axes[len(metrics):]:
-        ax.axis("off")
-    axes[0].legend(fontsize=8)
-    images.save_figure(figure, path)
+    """Each metric per epoch: per variant the mean over seeds, and their range."""
+    def series(variant, seed_, metric):
+        table = "history" if metric == "test_elbo" else "metrics"
+        return {row["epoch"]: row[metric]
+                for row in RunDir(run_dir(out, variant, seed_)).read_table(table)}
+
+    images.plot_bands({spread.title(metric): [
+        ([series(variant, seed_, metric) for seed_ in seeds], variant) for variant in variants]
+        for metric in metrics}, path)
 
 
 def plot_pictures(out, variants, seeds, epochs, path):
-    """Each run's picture at `epochs`: a column per variant, a row per
-    epoch and seed."""
-    rows = [(epoch, seed_) for epoch in epochs for seed_ in seeds]
-    figure = Figure(figsize=(2.6 * len(variants), 2.6 * len(rows)), layout="constrained")
-    axes = figure.subplots(len(rows), len(variants), squeeze=False)
-    for row, (epoch, seed_) in zip(axes, rows):
-        for ax, variant in zip(row, variants):
-            picture = RunDir(run_dir(out, variant, seed_)).image_path(epoch)
-            if picture.exists():  # the reference exports its own there too
-                with Image.open(picture) as png:  # grey, or Stacked MNIST's colour
-                    ax.imshow(np.asarray(png.convert("RGB")), interpolation="nearest")
-            ax.set_title(f"{variant}, seed {seed_}, epoch {epoch}", fontsize=8)
-            ax.axis("off")
-    images.save_figure(figure, path)
+    """Each run's picture at `epochs` (the reference exports its own there
+    too): a column per variant, a row per epoch and seed."""
+    images.plot_pictures([[(RunDir(run_dir(out, variant, seed_)).image_path(epoch),
+                            f"{variant}, seed {seed_}, epoch {epoch}") for variant in variants]
+                          for epoch in epochs for seed_ in seeds], path, size=2.6)
 
 
 if __name__ == "__main__":

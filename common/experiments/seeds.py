@@ -15,15 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from common import arguments, cli, runs
+from common import arguments, cli
 from common.arguments import Parser, seed
 from common.atomic import atomic_write
-from common.errors import UsageError
 from common.evaluation import spread
 from common.experiments import sweep
 from common.rundir import RunDir
-
-SET_BY_THE_SWEEP = ("--seed", "--out")
 
 
 def make_parser():
@@ -39,44 +36,33 @@ def make_parser():
 
 def set_by_the_sweep(args):
     """The train.py options the sweep sets itself."""
-    return SET_BY_THE_SWEEP
+    return ("--seed", "--out")
 
 
 def main(argv=None):
     parser = make_parser()
-    args, training = parser.parse_known_args(argv)
-    try:
-        sweep.check_options(args)
-        script = runs.script_for(args.model)
-        sweep.refuse(training, set_by_the_sweep(args))
-        script_parser = script.make_parser()
-        parsed = arguments.parse(script_parser, ["--model", args.model, *training])
-    except UsageError as error:
-        parser.error(error)
+    args, training, script = sweep.parse(parser, argv, set_by_the_sweep)
+    script_parser = script.make_parser()
+    parsed = arguments.parse(script_parser, ["--model", args.model, *training])
     out = Path(args.out or os.path.join(
         "outputs", f"seeds_{Path(cli.default_out(script_parser, parsed)).name}"))
-    failed = sweep.failures(sweep.run_all(
-        [sweep.training_run(f"seed_{s}", script, args.model, training, s, out / f"seed_{s}")
-         for s in args.seeds], args.workers, args.cluster))
+    done = sweep.run(parser, [sweep.training_run(f"seed_{s}", script, args.model, training, s,
+                                                 out / f"seed_{s}") for s in args.seeds], args)
     print("\n".join(write_summary(out, args.seeds)))
-    if failed:
-        print(f"{parser.prog}: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if done else 1
 
 
 def write_summary(out, seeds):
     """OUT/seeds.md: each seed's last scored metrics, and their spread."""
-    rows = {s: (RunDir(out / f"seed_{s}").read_table("metrics") or [None])[-1] for s in seeds}
-    scored = {s: row for s, row in rows.items() if row is not None}
+    tables = {s: RunDir(out / f"seed_{s}").read_table("metrics") for s in seeds}
+    scored = {s: rows[-1] for s, rows in tables.items() if rows}
     lines = [f"# {out.name}: {len(seeds)} seeds", ""]
     if not scored:
         lines.append("No seed has metrics.csv yet (train with --metrics-every K).")
     else:
         names = [name for name in spread.LOWER_IS_BETTER if name in next(iter(scored.values()))]
-        lines += ["| seed | epoch | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 2)]
-        lines += [f"| {s} | {row['epoch']} | " + " | ".join(f"{row[n]:.4g}" for n in names) + " |"
-                  for s, row in scored.items()]
+        lines += spread.markdown(["seed", "epoch", *names], [
+            [s, row["epoch"], *[f"{row[n]:.4g}" for n in names]] for s, row in scored.items()])
         lines.append("| mean ± sd | | " + " | ".join(
             spread.Spread([row[n] for row in scored.values()]).text(spread.DIGITS.get(n, 3))
             for n in names) + " |")

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common.errors import UsageError
+from common.runs import script_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = (0, 2, 3)  # exit statuses that running the command again would not change
@@ -71,6 +72,31 @@ def check_options(args):
         _ray()
 
 
+def parse(parser, argv, set_by_the_sweep):
+    """A training sweep's arguments, the train.py arguments it passes on,
+    and the train.py module of its --model; the parser's error (one line)
+    for impossible --workers/--cluster, a model no script builds, or an
+    option in set_by_the_sweep(args), which the sweep sets itself."""
+    args, training = parser.parse_known_args(argv)
+    try:
+        check_options(args)
+        script = script_for(args.model)
+        refuse(training, set_by_the_sweep(args))
+    except UsageError as error:
+        parser.error(error)
+    return args, training, script
+
+
+def run(parser, runs, args):
+    """Run every run (by --workers or --cluster: run_all): whether all ended
+    with status 0, else False and a line naming the others on stderr."""
+    failed = [f"{name} (exit {status})"
+              for name, status in run_all(runs, args.workers, args.cluster).items() if status]
+    if failed:
+        print(f"{parser.prog}: runs that failed: {', '.join(failed)}", file=sys.stderr)
+    return not failed
+
+
 def run_all(runs, workers=1, cluster=None):
     """Run every run; returns {name: exit status}."""
     if cluster is not None:
@@ -93,12 +119,6 @@ def run_all(runs, workers=1, cluster=None):
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(zip((run.name for run in runs), pool.map(one, runs)))
-
-
-def failures(statuses):
-    """One sentence naming the runs that did not end with status 0, or None."""
-    failed = [f"{name} (exit {status})" for name, status in statuses.items() if status]
-    return f"runs that failed: {', '.join(failed)}" if failed else None
 
 
 def _slots(workers):

@@ -9,7 +9,6 @@ and the evaluation classifier's accuracy on the reconstructions, for
 unshifted and shifted digits) and translation.png (originals, shifted,
 each model's reconstructions of both) to --out (default outputs/translation)."""
 import csv
-import io
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from common import images, runs
 from common.arguments import Parser, positive_int, seed, unit_interval
-from common.atomic import atomic_write, check_directory
+from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation import spread
 
@@ -52,23 +51,20 @@ def make_parser():
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_directory(args.out, "--out")
-        paths, configs = runs.collect(args.run_dirs)
-        loaded = [runs.open_run(path, data_dir=args.data_dir) for path in paths]
-        for run in loaded:
-            if not hasattr(run.model, "reconstruct"):
-                raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "
-                                 f"encoder to reconstruct with")
-        from common.evaluation import classifier
+    return runs.command(make_parser(), argv, measure)
 
-        data = loaded[0].data
-        trained = classifier.load_or_train(data, classifier.cache_dir(paths[0],
-                                                                      args.classifier_dir))
-    except UsageError as error:
-        parser.error(error)
+
+def measure(args):
+    paths, configs = runs.collect(args.run_dirs, args.out)
+    loaded = [runs.open_run(path, data_dir=args.data_dir) for path in paths]
+    for run in loaded:
+        if not hasattr(run.model, "reconstruct"):
+            raise UsageError(f"{run.run.path} is a {run.config['model']}, which has no "
+                             f"encoder to reconstruct with")
+    from common.evaluation import classifier
+
+    data = loaded[0].data
+    trained = classifier.load_or_train(data, classifier.cache_dir(paths[0], args.classifier_dir))
     digits, labels = data.test_images[:args.images], data.test_labels[:args.images]
     shifted = translate(digits, args.shift * digits.shape[1], np.random.default_rng(args.seed))
     rows, pictures = [], [("Originals", digits[:SHOWN] / 255), ("Shifted", shifted[:SHOWN] / 255)]
@@ -98,28 +94,19 @@ def write(rows, groups, pictures, out, args):
     out.mkdir(parents=True, exist_ok=True)
     header = ["model", "reconstruction MSE (unshifted)", "reconstruction MSE (shifted)",
               "classifier accuracy (unshifted)", "classifier accuracy (shifted)"]
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([header, *rows])
     with atomic_write(out / "translation.csv", "w") as f:
-        f.write(text.getvalue())
+        csv.writer(f, lineterminator="\n").writerows([header, *rows])
     lines = ["# Translation robustness", "",
              f"The first {args.images} test digits, each shifted by up to "
              f"{args.shift:.0%} of its size each way (seed {args.seed}), and their "
              f"reconstructions (from the mean of q(z|x)); the error is against the digit the "
              f"model was given, pixels in [0, 1]; the accuracy is the evaluation classifier's "
              f"on the reconstructions, against the digits' labels.", "",
-             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else v for v in row) + " |"
-              for row in rows]
-    if any(len(members) > 1 for members in groups.values()):
-        lines += ["", "Per group of runs that differ only by their seed, the mean ± standard "
-                  "deviation over its seeds:", "",
-                  "| group | seeds | " + " | ".join(header[1:]) + " |",
-                  "|" + " --- |" * (len(header) + 1)]
-        lines += [f"| {group} | {len(members)} | " + " | ".join(
-            spread.Spread([row[i] for row in members]).text(4) for i in range(1, len(header)))
-            + " |" for group, members in groups.items()]
-    lines += ["", "![originals, shifted, reconstructions](translation.png)", ""]
+             *spread.markdown(header, [[f"{v:.4f}" if isinstance(v, float) else v for v in row]
+                                       for row in rows]),
+             *spread.group_table(header[1:], groups, lambda members, i: spread.Spread(
+                 [row[i + 1] for row in members]).text(4)),
+             "", "![originals, shifted, reconstructions](translation.png)", ""]
     with atomic_write(out / "translation.md", "w") as f:
         f.write("\n".join(lines))
     images.save_png(images.labelled_rows(pictures), out / "translation.png")

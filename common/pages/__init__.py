@@ -30,11 +30,12 @@ GENERATOR = '<meta name="generator" content="gan-vae-mnist pages">'
 TIMING = ("seconds", "train_seconds", "images_per_sec")
 MEMORY = ("host_mb", "device_mb")
 # metrics.csv's curves, a panel each, as the comparison plots them.
-METRIC_PANELS = {f"{LABELS['fd']} (lower is better)": ("fd",),
-                 f"{LABELS['kid']} (lower is better)": ("kid",),
-                 LABELS["classifier_score"]: ("classifier_score",),
-                 LABELS["coverage"]: ("coverage",),
-                 "precision and recall (k=3)": ("precision", "recall")}
+METRIC_PANELS = [{"title": title, "table": "metrics", "columns": columns} for title, columns in (
+    (f"{LABELS['fd']} (lower is better)", ["fd"]),
+    (f"{LABELS['kid']} (lower is better)", ["kid"]),
+    (LABELS["classifier_score"], ["classifier_score"]),
+    (LABELS["coverage"], ["coverage"]),
+    ("precision and recall (k=3)", ["precision", "recall"]))]
 
 
 class RunPage:
@@ -124,8 +125,7 @@ class _Columns:
         self.rows = list(rows)
         for i, row in enumerate(rows[same:], same):
             for column in row:
-                if column not in self.columns:
-                    self.columns[column] = [None] * i
+                self.columns.setdefault(column, [None] * i)
             for column, values in self.columns.items():
                 values.append(_number(row.get(column)))
         return rows[same:]
@@ -135,7 +135,7 @@ def summary(settings, history, metrics, saved, training, written=None):
     """What the directory's index shows of a run: its latest picture,
     epochs, Frechet distance, seconds per epoch, and whether it trains.
     `written` is when a run's data was last written (now by default)."""
-    fd = [row for row in metrics if _finite(row.get("fd"))]
+    fd = [row for row in metrics if row.get("fd") is not None and math.isfinite(row["fd"])]
     return {"name": settings["name"], "model": settings.get("model"),
             "preset": settings.get("preset"), "dataset": settings.get("dataset"),
             "epochs": history[-1]["epoch"] if history else 0, "target": settings.get("epochs"),
@@ -183,7 +183,7 @@ def write_report(loaded, out):
                      "saved": _saved(entry["history"], pictured),
                      "history": _table(entry["history"]), "metrics": _table(entry["metrics"])})
     panels = [{"title": "seconds per epoch", "table": "history", "columns": ["seconds"]},
-              *_metric_panels()]
+              *METRIC_PANELS]
     _write_data(out / "report-data.js", {"runs": runs, "panels": panels, "milestones": MILESTONES})
     _write_page(out / "report.html", "report.html")
     return out / "report.html"
@@ -235,12 +235,7 @@ def _panels(plots, columns, metrics):
                       TIMING[:2], "memory (MB)": MEMORY}
     panels = [{"title": title, "table": "history", "columns": [c for c in wanted if c in columns]}
               for title, wanted in history_panels.items()]
-    return [panel for panel in panels if panel["columns"]] + (_metric_panels() if metrics else [])
-
-
-def _metric_panels():
-    return [{"title": title, "table": "metrics", "columns": list(columns)}
-            for title, columns in METRIC_PANELS.items()]
+    return [panel for panel in panels if panel["columns"]] + (METRIC_PANELS if metrics else [])
 
 
 def _table(rows):
@@ -262,10 +257,6 @@ def _number(value):
     if isinstance(value, int) or value is None:
         return value
     return float(f"{value:.7g}") if math.isfinite(value) else None  # as history.csv holds it
-
-
-def _finite(value):
-    return value is not None and math.isfinite(value)
 
 
 def _relative(path, start):
