@@ -8,7 +8,7 @@ GPU"): about 8 minutes on one GPU, one table of three parts.
 2. The speed defaults' choice, for the DCGAN and the conv VAE on the whole
    training set: fp32, bf16 and fp16, then XLA and 100 steps a call on the
    fastest of them, seconds per epoch beside the tutorial's loop (the runs
-   of python -m common.bench).
+   of python bench/speed.py).
 3. Resume: two epochs straight against one, then resumed to two, with and
    without --deterministic: whether the histories agree bit for bit.
 
@@ -26,7 +26,8 @@ from pathlib import Path
 if not __package__:  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import bench, runs  # noqa: E402
+from bench import speed  # noqa: E402
+from common import runs  # noqa: E402
 from common.arguments import Parser  # noqa: E402
 from common.rundir import RunDir  # noqa: E402
 
@@ -68,7 +69,7 @@ def main(argv=None):
                              f"{line.replace('|', '/')} |")
         for model in speed_models:
             with contextlib.redirect_stdout(sys.stderr):  # the runs' progress
-                rows = speed(args, model, images)
+                rows = speed_rows(args, model, images)
             for row in rows:
                 table.append(f"| 2 | {model} {row['loop']} | {row['seconds']:.3f} s an epoch, "
                              f"{row['ratio']} the tutorial's speed |")
@@ -115,18 +116,18 @@ def short_runs(args, plan):
     return 0
 
 
-def speed(args, model, images):
+def speed_rows(args, model, images):
     """Part 2: the reference and our loop in each precision, then XLA and
-    100 steps a call on the fastest; common.bench's summary rows."""
+    100 steps a call on the fastest; bench/speed.py's summary rows."""
     measure = argparse.Namespace(model=model, images=images, epochs=2, data_dir=args.data_dir,
-                                 reference=bench.REFERENCES[model], repeats=1, growth=False)
+                                 reference=speed.REFERENCES[model], repeats=1, growth=False)
     script = runs.script_for(model)
-    results = bench.measure(measure, script, [f"--precision {p} --no-jit --steps-per-call 25"
+    results = speed.measure(measure, script, [f"--precision {p} --no-jit --steps-per-call 25"
                                               for p in ("fp32", "bf16", "fp16")])
-    rows = bench.summary(results, images)
+    rows = speed.summary(results, images)
     fastest = min(rows[1:], key=lambda row: row["seconds"])["loop"].removeprefix("ours ")
     measure.reference = None
-    more = bench.summary(bench.measure(measure, script, [
+    more = speed.summary(speed.measure(measure, script, [
         fastest.replace("--no-jit", "--jit"),
         fastest.replace("--steps-per-call 25", "--steps-per-call 100")]), images)
     reference = rows[0]["seconds"]

@@ -2,7 +2,7 @@
 (tensorflow.org/tutorials/generative/dcgan): a tf.data pipeline, one
 @tf.function train step per batch, no options. Report 000 trained this
 model; the project's own loop (gan_keras/train.py) is measured against it,
-for speed (python -m common.bench) and for quality at equal epochs
+for speed (python bench/speed.py) and for quality at equal epochs
 (python -m common.experiments parity).
 
     python bench/ref_dcgan.py [--data-dir DIR] [--dataset NAME] [--images N] [--epochs E]

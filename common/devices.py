@@ -1,7 +1,7 @@
 """Which device trains and how fast: the device in words, the tf.distribute
 strategy of --strategy, the precisions of --precision, and the speed
-settings each device type uses by default (measured with python -m
-common.bench; docs/speed.md). TensorFlow is imported by the functions that
+settings each device type uses by default (measured with
+bench/speed.py; docs/speed.md). TensorFlow is imported by the functions that
 ask it, so that a command checks GAN_VAE_DEVICE_TYPE (forced_type) before
 TensorFlow starts."""
 import functools

@@ -1,25 +1,25 @@
-"""python -m common.bench: our loop beside the project's own tutorial loop,
+"""python bench/speed.py: our loop beside the project's own tutorial loop,
 on the same images, in fresh processes."""
 import re
 
 import pytest
 from conftest import run_script
 
-from common import bench
+from bench import speed
 
 
 def test_the_suite_turns_each_option_of_the_fast_path_the_other_way():
     cpu = {"precision": "bf16", "jit": False, "steps_per_call": 25, "data_on_device": True}
-    assert bench.toggles(cpu) == ["--precision fp32", "--no-data-on-device",
+    assert speed.toggles(cpu) == ["--precision fp32", "--no-data-on-device",
                                   "--steps-per-call 1", "--jit"]
     gpu = {"precision": "fp32", "jit": True, "steps_per_call": 1, "data_on_device": False}
-    assert bench.toggles(gpu) == ["--precision bf16", "--data-on-device",
+    assert speed.toggles(gpu) == ["--precision bf16", "--data-on-device",
                                   "--steps-per-call 25", "--no-jit"]
 
 
 @pytest.mark.slow
 def test_bench_runs_the_tutorial_loop_beside_ours(synthetic_mnist):
-    result = run_script("-m", "common.bench", "--model", "conv_vae", "--images", 256,
+    result = run_script("bench/speed.py", "--model", "conv_vae", "--images", 256,
                         "--epochs", 2, "--data-dir", synthetic_mnist,
                         "--variant", "--steps-per-call 1")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -31,7 +31,7 @@ def test_bench_runs_the_tutorial_loop_beside_ours(synthetic_mnist):
     # ours on the reference's one device (a multi-GPU host would mirror it otherwise)
     assert re.search(r"== ours --steps-per-call 1: .* --strategy none .*--steps-per-call 1\n",
                      result.stdout)
-    assert str(bench.REFERENCES["conv_vae"]) in result.stdout  # the project's own loop
+    assert str(speed.REFERENCES["conv_vae"]) in result.stdout  # the project's own loop
 
 
 @pytest.mark.slow

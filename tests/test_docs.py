@@ -9,10 +9,10 @@ this process, without running anything:
 - python gan_keras/train.py ARGS, python vae_keras/train.py ARGS: the
   script's make_parser(), with its presets (common.arguments.parse);
 - python -m common.evaluation.evaluate|sample|compare, python -m
-  common.bench, python -m common.experiments NAME ARGS: that module's
+  common.experiments NAME ARGS, python bench/speed.py ARGS: that module's
   make_parser(); the sweeps that pass their other arguments to a train.py
   (seeds, lr-sweep) have those checked by the train.py's parser too, and
-  the bench's --model and each --variant likewise;
+  bench/speed.py's --model and each --variant likewise;
 - python bench/ref_*.py ARGS: the reference loops' parser,
   bench/harness.py's (importing a loop would train).
 
@@ -180,11 +180,7 @@ def check_module(module_name, argv):
             raise Rejected(str(error)) from None
         check_training(args.model, rest)
         return
-    args = parses(module.make_parser(), argv)
-    if args is not None and module_name == "common.bench":
-        check_training(args.model, [])
-        for variant in args.variant or []:
-            check_training(args.model, shlex.split(variant))
+    parses(module.make_parser(), argv)
 
 
 def check(argv):
@@ -208,7 +204,11 @@ def check(argv):
     module = importlib.import_module(".".join(script.relative_to(ROOT).with_suffix("").parts))
     if not hasattr(module, "make_parser"):
         raise Rejected(f"{argv[0]} has no make_parser(): this test cannot check it")
-    parses(script_parser(module), argv[1:])
+    args = parses(script_parser(module), argv[1:])
+    if args is not None and script == ROOT / "bench" / "speed.py":
+        check_training(args.model, [])
+        for variant in args.variant or []:
+            check_training(args.model, shlex.split(variant))
     return True
 
 
@@ -237,7 +237,7 @@ def test_the_documents_show_the_commands_that_matter():
         assert command in shown, f"README.md no longer shows `python {command}`"
     for kind in ("gan_keras/train.py", "vae_keras/train.py", "-m common.evaluation.evaluate",
                  "-m common.evaluation.sample", "-m common.evaluation.compare",
-                 "-m common.bench", "-m common.experiments seeds",
+                 "bench/speed.py", "-m common.experiments seeds",
                  "-m common.experiments lr-sweep", "-m common.experiments parity",
                  "bench/ref_dcgan.py"):
         assert any(command.startswith(kind) for command in shown), f"no `python {kind}` shown"
@@ -254,8 +254,8 @@ def test_the_documents_show_the_commands_that_matter():
     ("-m common.experiments lr-sweep --model vaegan --lr 0.1", "sets --lr itself"),
     ("-m common.experiments parity --model mlp_gan", "invalid choice"),
     ("-m common.experiments fit", "no experiment"),
-    ("-m common.bench --model dcgan --variant '--precision fp8'", "invalid choice"),
-    ("-m common.bench --model nonet", "no script builds"),
+    ("bench/speed.py --model dcgan --variant '--precision fp8'", "invalid choice"),
+    ("bench/speed.py --model nonet", "no script builds"),
     ("bench/ref_dcgan.py --images many", "invalid int value"),
     ("bench/ref_gan.py", "no script"),
 ])
@@ -269,13 +269,13 @@ def test_commands_are_found_in_fences_and_indented_blocks_not_in_prose(tmp_path)
     page.write_text("Run `python gan_keras/train.py --bad` in prose: not a block.\n\n"
                     "```sh\n$ python gan_keras/train.py --epochs 3 \\\n"
                     "    --seed 1   # a comment\n"
-                    "pip install x && python -m common.bench --images 512\n"
+                    "pip install x && python bench/speed.py --images 512\n"
                     "MNIST_DATA_DIR=DIR python vae_keras/train.py > log.txt\n"
                     "git log | head\n```\n\n"
                     "    python -m common.evaluation.evaluate RUN_DIR\n")
     assert list(commands(page, tmp_path)) == [
         ("page.md:4", ["gan_keras/train.py", "--epochs", "3", "--seed", "1"]),
-        ("page.md:6", ["-m", "common.bench", "--images", "512"]),
+        ("page.md:6", ["bench/speed.py", "--images", "512"]),
         ("page.md:7", ["vae_keras/train.py"]),
         ("page.md:11", ["-m", "common.evaluation.evaluate", "RUN_DIR"])]
 
@@ -312,7 +312,7 @@ def test_no_document_names_a_path_outside_the_repository():
 def test_a_path_outside_the_repository_is_found():
     docs = ROOT / "docs" / "page.md"
     readme = ROOT / "README.md"
-    assert outside("python -m common.bench --data-dir ../shared/data/mnist", readme) == [
+    assert outside("python bench/speed.py --data-dir ../shared/data/mnist", readme) == [
         "../shared/data/mnist"]
     assert outside("as `--data-dir ../shared/data/mnist` in prose", docs) == [
         "../shared/data/mnist"]

@@ -232,8 +232,6 @@ def test_a_run_prints_none_of_tensorflow_s_lines_that_say_nothing(script, option
     does the tutorial's DCGAN loop, as parity and bench run it. Run as a
     user runs it (its module is then __main__), a train.py names itself in
     config.json's command, which the run's page shows."""
-    from conftest import run_script
-
     out = ["--out", tmp_path / "run"] if script.endswith("train.py") else []
     quiet = run_script(script, "--data-dir", synthetic_mnist, "--epochs", 1, *out, *options,
                        "--seed", 5, env={"TF_CPP_MIN_LOG_LEVEL": None})
@@ -260,8 +258,6 @@ def test_a_real_error_still_shows_and_a_chosen_log_level_shows_everything(level,
     """An error line from TensorFlow's C++ and a Python exception from it
     reach stderr through the filter; a user who sets TF_CPP_MIN_LOG_LEVEL
     sees every line, informational ones too."""
-    from conftest import run_script
-
     failing = tmp_path / "failing.py"
     failing.write_text(FAILING)
     failed = run_script(failing, env={"TF_CPP_MIN_LOG_LEVEL": level})

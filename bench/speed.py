@@ -3,8 +3,8 @@
 loops) on the same images in the same session. A script that prints
 figures, not a test:
 
-    python -m common.bench --model dcgan --images 6144 --epochs 3
-    python -m common.bench --suite     # every row of the speed tables, into bench.md
+    python bench/speed.py --model dcgan --images 6144 --epochs 3
+    python bench/speed.py --suite     # every row of the speed tables, into bench.md
 
 Each run is a fresh process: the reference as `REF --images IMAGES --epochs
 EPOCHS [--data-dir DIR]`, ours as `train.py --model M --train-size IMAGES --epochs EPOCHS` into a
@@ -21,7 +21,7 @@ of the first and last epochs (a long run's must stay flat).
 does besides its train steps costs more as epochs accumulate, and the disk
 a run fills per epoch (docs/reliability.md has the figures):
 
-    python -m common.bench --growth --model dcgan --images 64 --epochs 500 \
+    python bench/speed.py --growth --model dcgan --images 64 --epochs 500 \
         --variant "--batch-size 64 --metrics-every 50"
 """
 import argparse
@@ -38,11 +38,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from common import runs
-from common.arguments import Parser, positive_int
-from common.atomic import atomic_write
-from common.errors import UsageError
-from common.rundir import RunDir
+if not __package__:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import runs  # noqa: E402
+from common.arguments import Parser, positive_int  # noqa: E402
+from common.atomic import atomic_write  # noqa: E402
+from common.errors import UsageError  # noqa: E402
+from common.rundir import RunDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tutorial loop of each model that has one; any other --reference may be given.
@@ -50,7 +53,7 @@ REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "benc
 
 
 def make_parser():
-    parser = Parser(prog="python -m common.bench", description=__doc__)
+    parser = Parser(prog="python bench/speed.py", description=__doc__)
     parser.add_argument("--model", default="dcgan", help="a --model of either train.py")
     parser.add_argument("--images", type=positive_int, default=6144,
                         help="train on the first IMAGES training images")
@@ -147,7 +150,7 @@ def suite(args):
     sizes = SUITE_IMAGES["GPU" if kind == "GPU" else "CPU"]
     began = time.perf_counter()
     lines = [f"# Speed on {devices.describe()}", "",
-             f"Written by `python -m common.bench --suite` on "
+             f"Written by `python bench/speed.py --suite` on "
              f"{datetime.date.today().isoformat()} ({kind}; TensorFlow "
              f"{metadata.version('tensorflow')}, Keras {metadata.version('keras')}, Python "
              f"{platform.python_version()}). {args.epochs} epochs of each loop in a fresh "
