@@ -3,7 +3,7 @@
 tf.data pipeline, one @tf.function train step per batch, no options. Report
 000 trained this model; the project's own loop (vae_keras/train.py) is
 measured against it, for speed (python bench/speed.py --model conv_vae) and
-for quality at equal epochs (python -m common.experiments parity).
+for quality at equal epochs (python bench/parity.py).
 
     python bench/ref_cvae.py [--data-dir DIR] [--dataset NAME] [--images N] [--epochs E]
                              [--seed S] [--samples DIR]

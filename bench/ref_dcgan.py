@@ -3,7 +3,7 @@
 @tf.function train step per batch, no options. Report 000 trained this
 model; the project's own loop (gan_keras/train.py) is measured against it,
 for speed (python bench/speed.py) and for quality at equal epochs
-(python -m common.experiments parity).
+(python bench/parity.py).
 
     python bench/ref_dcgan.py [--data-dir DIR] [--dataset NAME] [--images N] [--epochs E]
                               [--seed S] [--samples DIR]

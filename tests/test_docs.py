@@ -238,7 +238,7 @@ def test_the_documents_show_the_commands_that_matter():
     for kind in ("gan_keras/train.py", "vae_keras/train.py", "-m common.evaluation.evaluate",
                  "-m common.evaluation.sample", "-m common.evaluation.compare",
                  "bench/speed.py", "-m common.experiments seeds",
-                 "-m common.experiments lr-sweep", "-m common.experiments parity",
+                 "-m common.experiments lr-sweep", "bench/parity.py",
                  "bench/ref_dcgan.py"):
         assert any(command.startswith(kind) for command in shown), f"no `python {kind}` shown"
 
@@ -252,7 +252,7 @@ def test_the_documents_show_the_commands_that_matter():
     ("-m common.experiments seeds --model dcgan --seeds 1 2 --epochs 0", "expected a whole number"),
     ("-m common.experiments seeds --model dcgan --seed 4", "sets --seed itself"),
     ("-m common.experiments lr-sweep --model vaegan --lr 0.1", "sets --lr itself"),
-    ("-m common.experiments parity --model mlp_gan", "invalid choice"),
+    ("bench/parity.py --model mlp_gan", "invalid choice"),
     ("-m common.experiments fit", "no experiment"),
     ("bench/speed.py --model dcgan --variant '--precision fp8'", "invalid choice"),
     ("bench/speed.py --model nonet", "no script builds"),

@@ -268,7 +268,7 @@ def test_parity_on_stacked_mnist_counts_the_modes_of_the_tutorial_s_loop_and_our
     from common.rundir import RunDir
 
     out = tmp_path / "parity"
-    done = run_script("-m", "common.experiments", "parity", "--model", model, "--dataset",
+    done = run_script("bench/parity.py", "--model", model, "--dataset",
                       "stacked_mnist", "--epochs", 1, "--seeds", 1, "--precisions", "fp32",
                       "--images", 256, "--samples", 64, "--data-dir", synthetic_mnist,
                       "--out", out)

@@ -164,7 +164,7 @@ def test_parity_scores_the_tutorial_loop_and_ours_the_same_way(synthetic_mnist, 
     """The reference (the tutorial's loop) exports its samples every epoch;
     they are scored by the same classifier as ours; the report's numbers
     are the runs' own."""
-    from common.experiments import parity
+    from bench import parity
     from common.rundir import RunDir
 
     out = tmp_path / "parity"

@@ -6,8 +6,8 @@ run scored with common.evaluation's metrics, on as many samples (10,000;
 on Stacked MNIST 26,000, with the modes hit and the mode KL) drawn and
 quantized the same way.
 
-    python -m common.experiments parity --model dcgan --epochs 5 --seeds 1 2 3
-    python -m common.experiments parity --model dcgan --dataset stacked_mnist --epochs 2
+    python bench/parity.py --model dcgan --epochs 5 --seeds 1 2 3
+    python bench/parity.py --model dcgan --dataset stacked_mnist --epochs 2
 
 writes OUT/parity.md (per variant: mean ± standard deviation over seeds and
 every seed's value at the last epoch, the verdict of each of ours against
@@ -24,17 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from common import data, images, runs
-from common.arguments import Parser, positive_int, seed
-from common.atomic import atomic_write, check_directory
-from common.errors import UsageError
-from common.evaluation import spread
-from common.evaluation.metrics import LABELS, MODE_METRICS
-from common.experiments import sweep
-from common.rundir import RunDir
+if not __package__:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[2]
-REFERENCES = {"dcgan": ROOT / "bench" / "ref_dcgan.py", "conv_vae": ROOT / "bench" / "ref_cvae.py"}
+from bench.speed import REFERENCES, ROOT  # noqa: E402
+from common import data, images, runs  # noqa: E402
+from common.arguments import Parser, positive_int, seed  # noqa: E402
+from common.atomic import atomic_write, check_directory  # noqa: E402
+from common.errors import UsageError  # noqa: E402
+from common.evaluation import spread  # noqa: E402
+from common.evaluation.metrics import LABELS, MODE_METRICS  # noqa: E402
+from common.experiments import sweep  # noqa: E402
+from common.rundir import RunDir  # noqa: E402
+
 METRICS = ("fd", "kid", "classifier_score", "coverage", "label_kl", "precision", "recall")
 MODEL_METRICS = {"conv_vae": ("test_elbo",)}  # the model's own evaluation, per epoch
 # the verdict's metrics: the distance, the diversity, the modes on Stacked
@@ -45,7 +47,7 @@ REFERENCE = "reference"
 
 
 def make_parser():
-    parser = Parser(prog="python -m common.experiments parity", description=__doc__)
+    parser = Parser(prog="python bench/parity.py", description=__doc__)
     parser.add_argument("--model", choices=tuple(REFERENCES), default="dcgan",
                         help="the report's model whose tutorial loop to match")
     parser.add_argument("--epochs", type=positive_int, default=5, help="epochs per run")
@@ -209,7 +211,7 @@ def write_report(args, out, variants):
     samples = int(scored[0]["samples"])  # the evaluator's count (csv reads it as a float)
     lines = [
         f"# Parity: {args.model}, the tutorial's loop and ours", "",
-        f"Written by `python -m common.experiments parity {shlex.join(_given(args))}` on "
+        f"Written by `python bench/parity.py {shlex.join(_given(args))}` on "
         f"{datetime.date.today().isoformat()}. {len(args.seeds)} seeds "
         f"({', '.join(map(str, args.seeds))}) per variant, {args.epochs} epochs on "
         f"{'the first ' + str(args.images) if args.images else 'all'} training images of "
