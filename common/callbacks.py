@@ -7,7 +7,8 @@ step it resumes from (`initial_epoch`, `initial_step`), on_epoch_begin the
 seconds the epoch had trained before (`seconds`, a run resumed inside it),
 on_train_batch_end whether the call's losses and weights are all finite
 (`finite`), and on_train_end why a run stopped early (`stopped`:
-"terminated", after which it resumes, or "failed"). A rollback
+"terminated" or "diverged", its files whole up to its checkpoint, or
+"failed", an error on the way). A rollback
 (--on-nonfinite rollback) begins training again from a checkpoint: each
 callback's on_train_begin reads the run's files afresh."""
 import math
@@ -236,11 +237,10 @@ class Figures(keras.callbacks.Callback):
             return
         last = history[-1]["epoch"]
         pictures = sorted(self.run.pictures().get("image", {}).items())
-        images.save_gif([p for epoch, p in pictures if epoch <= last],
-                        self.run.path / "progress.gif")
-        images.plot_history(history, self.model.plots, self.run.path / "losses.png")
-        images.plot_timing(history, self.run.path / "timing.png")
-        self.model.figures(self.run.path)
+        images.save_gif([p for epoch, p in pictures if epoch <= last], self.run.figure("progress"))
+        images.plot_history(history, self.model.plots, self.run.figure("losses"))
+        images.plot_timing(history, self.run.figure("timing"))
+        self.model.figures(self.run.figure)
 
 
 class NonFinite(ArithmeticError):

@@ -250,7 +250,7 @@ def export_run(args):
     else:
         check_directory(runs.RunDir(args.run_dir).path, "RUN_DIR")
     loaded = runs.open_run(args.run_dir, args.epoch, data_dir=args.data_dir)
-    out = Path(args.out or loaded.run.path / "export" / f"epoch_{loaded.epoch:04d}")
+    out = Path(args.out or loaded.run.exports / f"epoch_{loaded.epoch:04d}")
     out.parent.mkdir(parents=True, exist_ok=True)
     card = export(loaded, out)
     print(f"Exported {card['model']} at epoch {card['epoch']} to {out}: "

@@ -152,8 +152,9 @@ class GenerativeModel(keras.Model):
         count_params() counts them, but for subclassed models too."""
         return sum(math.prod(w.shape) for net in self.networks.values() for w in net.weights)
 
-    def figures(self, directory):
-        """Write the model's own end-of-run figures into `directory`."""
+    def figures(self, path):
+        """Write the model's own end-of-run figures, each to path(name)
+        (RunDir.figure)."""
 
 
 def with_channels(images):

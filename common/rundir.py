@@ -20,12 +20,15 @@ from pathlib import Path
 from common.atomic import atomic_write, check_directory, remove_leftovers
 from common.errors import UsageError
 
+# The end-of-run figures, by name (RunDir.figure): the loop's and the models'.
+FIGURES = {"progress": "progress.gif", "losses": "losses.png", "timing": "timing.png",
+           "latent_manifold": "latent_manifold.png", "latent_scatter": "latent_scatter.png"}
+PAGE, PAGE_DATA = "index.html", "index-data.js"  # a page and its data (common/pages)
 # What the program writes into a run directory; --fresh removes these and
 # nothing else.
 OWNED = ("config.json", "history.csv", "metrics.csv", "events.csv", "evaluation.json",
          "evaluation_at_epoch_*.json", "images", "checkpoints", "logs", "export",
-         "progress.gif", "losses.png", "timing.png", "latent_manifold.png",
-         "latent_scatter.png", "index.html", "index-data.js")
+         *FIGURES.values(), PAGE, PAGE_DATA)
 
 # The file a training process holds an OS lock on (flock) while it writes the
 # run: the kernel releases the lock when the process ends, however it ends,
@@ -65,6 +68,8 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.kept = self.checkpoints / "kept"  # --keep-epochs: checkpoints kept for good
         self.logs = self.path / "logs"
+        self.exports = self.path / "export"
+        self.page, self.page_data = self.path / PAGE, self.path / PAGE_DATA
         self.lock = None  # the open lock file while this process holds the run
         self.config_seen = None  # config.json when the run was opened
 
@@ -136,6 +141,10 @@ class RunDir:
             raise UsageError(f"{self.config_file} is unreadable ({error}); "
                              f"pass --fresh to start the run over") from None
 
+    def figure(self, name):
+        """The file of end-of-run figure `name` (FIGURES)."""
+        return self.path / FIGURES[name]
+
     def image_path(self, epoch, name="image"):
         return self.images / picture_name(epoch, name)
 
@@ -159,17 +168,18 @@ class RunDir:
         """An epoch's exported samples (the reference loops', for parity)."""
         return self.path / f"samples_at_epoch_{epoch:04d}.npz"
 
+    def table(self, name):
+        """The table `name`.csv (history, metrics)."""
+        return Table(self.path / f"{name}.csv")
+
     def read_table(self, name):
-        """The rows of `name`.csv (history, metrics): Table.read."""
-        return Table(self.path / f"{name}.csv").read()
+        return self.table(name).read()
 
     def write_table(self, name, rows, columns):
-        """Rewrite `name`.csv: Table.write."""
-        Table(self.path / f"{name}.csv").write(rows, columns)
+        self.table(name).write(rows, columns)
 
     def trim_table(self, name, epoch):
-        """Drop the rows of `name`.csv after `epoch`: Table.trim."""
-        Table(self.path / f"{name}.csv").trim(epoch)
+        self.table(name).trim(epoch)
 
     def events(self):
         """The rows of events.csv, as strings: what happened to the run

@@ -287,7 +287,7 @@ class VAE(GenerativeModel):
         return {"image": panel, "digits": images.labelled_rows(
             [(f"digit {d}", by_digit[d * 10:(d + 1) * 10]) for d in digits])}
 
-    def figures(self, directory):
+    def figures(self, path):
         """For a 2-D latent space: the decoded manifold and the test set's
         encodings (Kingma & Welling 2014, figure 4); not for conditional
         models, whose decoder also needs a label."""
@@ -297,9 +297,9 @@ class VAE(GenerativeModel):
         grid_z = np.array([[x, y] for y in quantiles[::-1] for x in quantiles], np.float32)
         means = self._decode_means(grid_z, np.zeros(len(grid_z), np.int32))
         images.save_png(images.grid(means, cols=20, scale=1, pad=0),
-                        directory / "latent_manifold.png")
+                        path("latent_manifold"))
         encoded = np.concatenate([self.vae.encode(self.test_images[i:i + EVAL_BATCH])[0].numpy()
                                   for i in range(0, len(self.test_images), EVAL_BATCH)])
         # a stacked image by the digit of its first channel (its mode's hundreds)
         digits = self.test_labels if self.test_labels.max() < CLASSES else self.test_labels // 100
-        images.plot_latent_scatter(encoded, digits, directory / "latent_scatter.png")
+        images.plot_latent_scatter(encoded, digits, path("latent_scatter"))

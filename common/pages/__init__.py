@@ -20,7 +20,7 @@ from pathlib import Path
 from common.atomic import atomic_write
 from common.errors import UsageError
 from common.evaluation.metrics import LABELS
-from common.rundir import RunDir
+from common.rundir import PAGE, PAGE_DATA, RunDir
 
 STATIC = Path(__file__).with_name("static")
 # The report's epochs, one click away on every page that has them.
@@ -60,7 +60,7 @@ class RunPage:
         self.history, self.metrics, self.metrics_stamp = _Columns(), ([], {}), None
         self.names, self.pictured = [], set()
         self.update(run.read_table("history") if history is None else history)
-        _write_page(run.path / "index.html", "run.html")
+        _write_page(run.page, "run.html")
         self._write_index()
 
     def update(self, history):
@@ -72,7 +72,7 @@ class RunPage:
             self.names = _listing(self.run)[0]
         saved = _saved(history, self.pictured)
         metrics, scores = self._read_metrics()
-        _write_data(self.run.path / "index-data.js", {
+        _write_data(self.run.page_data, {
             **self.settings, "panels": _panels(self.plots, self.history.columns, metrics),
             "pictures": self.names, "saved": saved, "milestones": MILESTONES,
             "history": _ordered(self.history.columns), "metrics": scores,
@@ -82,7 +82,7 @@ class RunPage:
         """metrics.csv's rows and their columns, read again only when the
         file changed."""
         try:
-            stat = (self.run.path / "metrics.csv").stat()
+            stat = self.run.table("metrics").path.stat()
         except FileNotFoundError:
             return [], {}
         if (stat.st_mtime_ns, stat.st_size) != self.metrics_stamp:
@@ -102,7 +102,7 @@ class RunPage:
             write_index(self.index)
         except OSError as error:
             print(f"Could not write {self.index / 'index.html'} ({error}); "
-                  f"{self.run.path / 'index.html'} is the run's page", flush=True)
+                  f"{self.run.page} is the run's page", flush=True)
 
 
 class _Columns:
@@ -160,11 +160,11 @@ def write_index(directory):
                 continue  # unreadable: not a run to show
         elif (child / "report.html").exists():
             reports.append({"name": child.name, "href": f"{href}/report.html"})
-        elif _ours(child / "index.html"):
+        elif _ours(child / PAGE):
             folders.append({"name": child.name, "href": f"{href}/index.html"})
-    _write_data(directory / "index-data.js", {"name": directory.resolve().name, "runs": cards,
+    _write_data(directory / PAGE_DATA, {"name": directory.resolve().name, "runs": cards,
                                               "reports": reports, "folders": folders})
-    _write_page(directory / "index.html", "folder.html")
+    _write_page(directory / PAGE, "folder.html")
 
 
 def write_report(loaded, out):
@@ -177,8 +177,7 @@ def write_report(loaded, out):
         run = RunDir(entry["path"])
         names, pictured = _listing(run)
         runs.append({**_settings(run.read_config() or {}), "name": entry["name"],
-                     "href": _relative(run.path / "index.html", out)
-                     if _ours(run.path / "index.html") else None,
+                     "href": _relative(run.page, out) if _ours(run.page) else None,
                      "images": _relative(run.images, out), "pictures": names,
                      "saved": _saved(entry["history"], pictured),
                      "history": _table(entry["history"]), "metrics": _table(entry["metrics"])})
@@ -202,11 +201,11 @@ def _summary_of(run):
     """summary() of a run from its files; whether it trains, and since
     when, from its page's data when it has one."""
     history = run.read_table("history")
-    data = _read_data(run.path / "index-data.js")
+    data = _read_data(run.page_data)
     if data:
         training, written = data["summary"]["training"], data["summary"]["written"]
     else:  # made before the pages
-        training, written = False, (run.path / "history.csv").stat().st_mtime if history else None
+        training, written = False, run.table("history").path.stat().st_mtime if history else None
     return summary({"name": run.path.name, **_settings(run.read_config() or {})}, history,
                    run.read_table("metrics"), _saved(history, _listing(run)[1]), training, written)
 
@@ -302,7 +301,7 @@ def _index_beside(run):
     """The directory that holds `run`, whose index lists it; None when that
     directory is a run itself or holds an index.html of another making."""
     directory = run.path.resolve().parent
-    page = directory / "index.html"
+    page = directory / PAGE
     if (directory / "config.json").exists() or (page.exists() and not _ours(page)):
         return None
     return directory
