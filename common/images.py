@@ -190,6 +190,8 @@ def plot_bands(panels, path, xlabel="epoch"):
             plot_band(ax, *curve)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
+        if xlabel == "epoch":  # whole epochs: no tick at 1.5
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:  # the last row's empty places
         ax.axis("off")
