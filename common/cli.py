@@ -12,13 +12,11 @@ import datetime
 import errno
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
 import signal
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from common import arguments, data, devices, quiet
@@ -230,7 +228,9 @@ def main(parser, build, argv=None):
                    "test_data": data.test_data(vars(args)),  # what its numbers are on
                    "command": resume_command(parser, vars(args),
                                              sys.modules[build.__module__].__file__),
-                   "device": device, "versions": _versions(),
+                   "device": device,
+                   "versions": devices.versions("tensorflow", "keras", "tensorflow-datasets",
+                                                "numpy"),
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")},
                   fresh=args.fresh)
         replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
@@ -376,13 +376,3 @@ def _text(value):
 def _from_root(path):
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def _versions():
-    versions = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "tensorflow-datasets", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions

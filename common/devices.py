@@ -6,6 +6,7 @@ ask it, so that a command checks GAN_VAE_DEVICE_TYPE (forced_type) before
 TensorFlow starts."""
 import functools
 import os
+import platform
 
 from common.errors import UsageError
 
@@ -197,6 +198,19 @@ def _mirrored(devices):
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy(list(devices))
+
+
+def versions(*packages):
+    """{"python": its version, package: its version (None if not installed)}."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
 
 
 def memory_mb():

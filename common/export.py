@@ -24,14 +24,12 @@ whole or not at all, an export already in DIR replaced only at the end."""
 import datetime
 import json
 import math
-import platform
 import shlex
 import shutil
 import sys
-from importlib import metadata
 from pathlib import Path
 
-from common import data, runs
+from common import data, devices, runs
 from common.arguments import Parser, positive_int
 from common.atomic import TEMPORARY, check_directory
 from common.errors import UsageError
@@ -150,7 +148,7 @@ def describe(loaded, out):
                                             str(loaded.run.path), "--epoch", str(epoch),
                                             "--out", str(out)]),
                      "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                     "versions": _versions()},
+                     "versions": devices.versions("tensorflow", "keras", "numpy")},
     }
 
 
@@ -212,16 +210,6 @@ Trained with {_words(card['trained']['versions'])}; exported with
 def _words(versions):
     return ", ".join(f"{name} {version}" for name, version in (versions or {}).items()
                      if version) or "unknown versions"
-
-
-def _versions():
-    versions = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 def check_replaceable(out):

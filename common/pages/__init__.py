@@ -101,7 +101,7 @@ class RunPage:
         try:
             write_index(self.index)
         except OSError as error:
-            print(f"Could not write {self.index / 'index.html'} ({error}); "
+            print(f"Could not write {self.index / PAGE} ({error}); "
                   f"{self.run.page} is the run's page", flush=True)
 
 
